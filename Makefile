@@ -1,0 +1,37 @@
+# Two commands set deskpal up on a machine that has only Python >= 3.11:
+#   make serve   serve on http://127.0.0.1:8000 (SQLite under ./var, a demo customer printed once)
+#   make test    ruff, ruff format --check, mypy on src/, pytest on SQLite and PostgreSQL
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: serve test lint worker migrate clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+
+$(STAMP): $(BIN)/python pyproject.toml
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+serve: $(STAMP)
+	$(BIN)/deskpal serve
+
+worker: $(STAMP)
+	$(BIN)/deskpal worker
+
+migrate: $(STAMP)
+	$(BIN)/deskpal migrate
+
+lint: $(STAMP)
+	$(BIN)/ruff check src tests bench
+	$(BIN)/ruff format --check src tests bench
+	$(BIN)/mypy src
+
+test: lint
+	$(BIN)/pytest -q
+
+clean:
+	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache

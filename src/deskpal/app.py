@@ -1,0 +1,121 @@
+"""The FastAPI application."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+
+from fastapi import FastAPI, Request, Response
+from fastapi.responses import JSONResponse
+from sqlalchemy import text
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from deskpal import __version__
+from deskpal.auth.service import make_authenticator
+from deskpal.config import Settings
+from deskpal.core import system_jobs  # noqa: F401 - registers deskpal's own job types
+from deskpal.core.db import Database
+from deskpal.core.errors import install_error_handlers
+from deskpal.core.jobs import Worker
+from deskpal.routes import ROUTERS
+
+log = logging.getLogger("deskpal")
+
+
+class CaseInsensitivePaths:
+    """Matches paths without regard to case, as the reference service does (/api/tickets = /api/Tickets).
+
+    Each path segment that spells a literal segment of some route in another case is rewritten to
+    the route's spelling before routing; path parameter values (ids, tokens) pass unchanged unless
+    they collide with a literal segment's spelling.
+    """
+
+    def __init__(self, app: ASGIApp, segments: dict[str, str]) -> None:
+        self.app = app
+        self.segments = segments
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            path: str = scope["path"]
+            parts = path.split("/")
+            fixed = [self.segments.get(p.lower(), p) if p else p for p in parts]
+            if fixed != parts:
+                new_path = "/".join(fixed)
+                scope = dict(scope, path=new_path, raw_path=new_path.encode())
+        await self.app(scope, receive, send)
+
+
+def _literal_segments(app: FastAPI) -> dict[str, str]:
+    segments: dict[str, str] = {}
+    paths = [getattr(r, "path", "") for r in app.router.routes] + list(app.openapi()["paths"])
+    for path in paths:
+        for part in path.split("/"):
+            if part and "{" not in part:
+                segments.setdefault(part.lower(), part)
+    return segments
+
+
+def create_app(settings: Settings | None = None, *, run_worker: bool | None = None) -> FastAPI:
+    settings = settings or Settings()
+    db = Database(settings.resolved_database_url, pool_size=settings.db_pool_size)
+    start_worker = settings.run_worker if run_worker is None else run_worker
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        stop = asyncio.Event()
+        task = None
+        if start_worker:
+            worker = Worker(
+                db, lease_seconds=settings.job_lease_seconds, poll_seconds=settings.worker_poll_seconds
+            )
+            task = asyncio.create_task(worker.run_forever(stop))
+        try:
+            yield
+        finally:
+            stop.set()
+            if task is not None:
+                await task
+            await db.dispose()
+
+    app = FastAPI(
+        title="deskpal",
+        version=__version__,
+        description="Self-hostable, AI-powered customer-support helpdesk. Errors are RFC 9457 problem+json.",
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    app.state.db = db
+    app.state.authenticate = make_authenticator(settings, db)
+    install_error_handlers(app)
+
+    @app.middleware("http")
+    async def request_id(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
+        rid = request.headers.get("x-request-id") or uuid.uuid4().hex
+        request.state.request_id = rid[:64]
+        response = await call_next(request)
+        response.headers["X-Request-ID"] = request.state.request_id
+        return response
+
+    @app.get("/health", tags=["Health"])
+    async def health() -> dict[str, str]:
+        """The process is up."""
+        return {"status": "ok"}
+
+    @app.get("/ready", tags=["Health"], responses={503: {"description": "database unreachable"}})
+    async def ready() -> JSONResponse:
+        """The database answers."""
+        try:
+            async with db.engine.connect() as conn:
+                await conn.execute(text("SELECT 1"))
+        except Exception as exc:
+            log.warning("readiness check failed: %s", exc)
+            return JSONResponse({"status": "unavailable"}, status_code=503)
+        return JSONResponse({"status": "ok"})
+
+    for router in ROUTERS:
+        app.include_router(router)
+    app.add_middleware(CaseInsensitivePaths, segments=_literal_segments(app))
+    return app

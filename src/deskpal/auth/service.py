@@ -1,0 +1,209 @@
+"""Authentication (API keys, login tokens, phone tokens) and API key management."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from fastapi import Request
+from sqlalchemy import select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from deskpal.auth.models import ApiKey
+from deskpal.channels.models import Channel
+from deskpal.config import Settings
+from deskpal.core import ratelimit
+from deskpal.core.context import Actor, ActorKind, AuthMethod, Ctx, Role
+from deskpal.core.crud import get_or_404
+from deskpal.core.db import Database, transaction, utcnow
+from deskpal.core.errors import Forbidden, TooManyRequests, Unauthorized
+from deskpal.core.permissions import Authenticator
+from deskpal.core.schemas import PageParams, PageResult, paginate
+from deskpal.core.security import (
+    API_KEY_PREFIX,
+    PHONE_TOKEN_PREFIX,
+    digest,
+    issue_jwt,
+    new_secret,
+    read_jwt,
+    verify_password,
+)
+from deskpal.core.text import normalize_email
+from deskpal.customers.models import CustomerRep
+from deskpal.customers.service import get_rep
+
+TOUCH_EVERY = timedelta(minutes=1)
+
+
+def bearer_token(request: Request) -> str:
+    header = request.headers.get("authorization")
+    if not header:
+        raise Unauthorized("missing Authorization: Bearer <token>")
+    scheme, _, token = header.partition(" ")
+    token = token.strip()
+    if scheme.lower() != "bearer" or not token:
+        raise Unauthorized("expected Authorization: Bearer <token>")
+    return token
+
+
+async def _active_rep(db: AsyncSession, rep_id: int, customer_id: int | None = None) -> CustomerRep:
+    stmt = select(CustomerRep).where(CustomerRep.customer_rep_id == rep_id, CustomerRep.is_active.is_(True))
+    if customer_id is not None:
+        stmt = stmt.where(CustomerRep.customer_id == customer_id)
+    rep = (await db.scalars(stmt.execution_options(all_tenants=True))).first()
+    if rep is None:
+        raise Unauthorized("unknown or inactive account")
+    return rep
+
+
+def _rep_actor(rep: CustomerRep, method: AuthMethod, api_key_id: int | None = None) -> Actor:
+    return Actor(
+        customer_id=rep.customer_id,
+        kind=ActorKind.REP,
+        method=method,
+        rep_id=rep.customer_rep_id,
+        role=Role(rep.role),
+        name=rep.name,
+        api_key_id=api_key_id,
+    )
+
+
+def make_authenticator(settings: Settings, database: Database) -> Authenticator:
+    secret_key = settings.resolved_secret_key
+
+    async def authenticate(db: AsyncSession, request: Request) -> Actor:
+        token = bearer_token(request)
+        if token.startswith(API_KEY_PREFIX):
+            return await _by_api_key(db, database, token)
+        if token.startswith(PHONE_TOKEN_PREFIX):
+            return await _by_phone_token(db, token)
+        claims = read_jwt(secret_key, token)
+        if claims is None:
+            raise Unauthorized("invalid or expired token")
+        rep_id, customer_id = claims
+        return _rep_actor(await _active_rep(db, rep_id, customer_id), AuthMethod.JWT)
+
+    return authenticate
+
+
+async def _by_api_key(db: AsyncSession, database: Database, token: str) -> Actor:
+    stmt = select(ApiKey).where(ApiKey.key_hash == digest(token), ApiKey.revoked_at.is_(None))
+    key = (await db.scalars(stmt.execution_options(all_tenants=True))).first()
+    if key is None:
+        raise Unauthorized("unknown or revoked API key")
+    rep = await _active_rep(db, key.customer_rep_id, key.customer_id)
+    now = utcnow()
+    if key.last_used_at is None or now - key.last_used_at > TOUCH_EVERY:
+        await _touch(db, database, key.api_key_id, now)
+    return _rep_actor(rep, AuthMethod.API_KEY, key.api_key_id)
+
+
+async def _touch(db: AsyncSession, database: Database, key_id: int, now: datetime) -> None:
+    stmt = (
+        update(ApiKey)
+        .where(ApiKey.api_key_id == key_id)
+        .values(last_used_at=now)
+        .execution_options(all_tenants=True, synchronize_session=False)
+    )
+    if database.dialect == "sqlite" and not db.in_nested_transaction():
+        conn = await db.connection()
+        if not conn.sync_connection or not conn.sync_connection.get_execution_options().get(
+            "sqlite_immediate"
+        ):
+            # A read transaction that starts writing cannot wait for SQLite's write lock; this
+            # best-effort stamp goes through a short transaction of its own instead.
+            async with transaction(database) as own:
+                await own.execute(stmt)
+            return
+    await db.execute(stmt)
+
+
+async def _by_phone_token(db: AsyncSession, token: str) -> Actor:
+    stmt = select(Channel).where(Channel.phone_auth_token_hash == digest(token))
+    channel = (await db.scalars(stmt.execution_options(all_tenants=True))).first()
+    if channel is None:
+        raise Unauthorized("unknown phone auth token")
+    return Actor(
+        customer_id=channel.customer_id,
+        kind=ActorKind.PHONE,
+        method=AuthMethod.PHONE,
+        name=f"phone:{channel.name}",
+        channel_id=channel.channel_id,
+    )
+
+
+async def login(
+    database: Database, settings: Settings, *, email: str, password: str, address: str
+) -> tuple[str, datetime, CustomerRep]:
+    """A login token for valid credentials; rate-limited per address and per account."""
+    await ratelimit.enforce(
+        database, f"login:addr:{address}", limit=settings.login_limit_per_address, window_seconds=60
+    )
+    try:
+        email = normalize_email(email)
+    except ValueError:
+        email = email.strip().lower()
+    account_key = f"login:acct:{email}"
+    if await ratelimit.count(database, account_key, window_seconds=900) >= settings.login_limit_per_account:
+        raise TooManyRequests(ratelimit.retry_after(900), "too many failed logins for this account")
+    async with transaction(database, write=False) as db:
+        stmt = select(CustomerRep).where(CustomerRep.email == email, CustomerRep.is_active.is_(True))
+        rep = (await db.scalars(stmt.execution_options(all_tenants=True))).first()
+    if not verify_password(password, rep.password_hash if rep else None) or rep is None:
+        await ratelimit.hit(database, account_key, limit=settings.login_limit_per_account, window_seconds=900)
+        raise Unauthorized("wrong email or password", code="INVALID_CREDENTIALS")
+    token, expires = issue_jwt(
+        settings.resolved_secret_key,
+        rep_id=rep.customer_rep_id,
+        customer_id=rep.customer_id,
+        ttl_seconds=settings.jwt_ttl_seconds,
+    )
+    return token, expires, rep
+
+
+# --- API keys --------------------------------------------------------------------------------------
+
+
+def _may_manage_any(ctx: Ctx) -> bool:
+    return ctx.actor.is_admin
+
+
+async def create_api_key(ctx: Ctx, *, name: str, rep_id: int | None = None) -> tuple[ApiKey, str]:
+    owner = rep_id or ctx.actor.rep_id
+    if owner is None:
+        raise Forbidden("name the representative the key acts as", code="REP_REQUIRED")
+    if owner != ctx.actor.rep_id and not _may_manage_any(ctx):
+        raise Forbidden("only admins create keys for other representatives")
+    await get_rep(ctx, owner)
+    secret = new_secret(API_KEY_PREFIX)
+    key = ApiKey(
+        customer_rep_id=owner, name=name, prefix=secret[: len(API_KEY_PREFIX) + 6], key_hash=digest(secret)
+    )
+    ctx.db.add(key)
+    await ctx.db.flush()
+    return key, secret
+
+
+async def list_api_keys(ctx: Ctx, params: PageParams) -> PageResult[ApiKey]:
+    stmt = select(ApiKey).order_by(ApiKey.api_key_id)
+    if not _may_manage_any(ctx):
+        stmt = stmt.where(ApiKey.customer_rep_id == ctx.actor.rep_id)
+    return await paginate(ctx.db, stmt, params)
+
+
+async def get_api_key(ctx: Ctx, key_id: int) -> ApiKey:
+    where = None if _may_manage_any(ctx) else ApiKey.customer_rep_id == ctx.actor.rep_id
+    return await get_or_404(ctx.db, ApiKey, key_id, where=where, what="API key")
+
+
+async def rename_api_key(ctx: Ctx, key_id: int, name: str) -> ApiKey:
+    key = await get_api_key(ctx, key_id)
+    key.name = name
+    await ctx.db.flush()
+    return key
+
+
+async def revoke_api_key(ctx: Ctx, key_id: int) -> None:
+    key = await get_api_key(ctx, key_id)
+    if key.revoked_at is None:
+        key.revoked_at = utcnow()
+        await ctx.db.flush()

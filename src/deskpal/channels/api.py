@@ -1,0 +1,61 @@
+"""/api/Channels"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Query, Response
+
+from deskpal.channels import service
+from deskpal.channels.models import ChannelType
+from deskpal.channels.schemas import (
+    ChannelCreatedDTO,
+    ChannelCreateDTO,
+    ChannelDTO,
+    ChannelUpdateDTO,
+    PhoneAuthTokenDTO,
+)
+from deskpal.core.context import Ctx
+from deskpal.core.permissions import Perm, require
+from deskpal.core.schemas import IdPath, Page, PageParams, page_params, to_page
+
+router = APIRouter(prefix="/api/Channels", tags=["Channels"])
+
+Read = Annotated[Ctx, require(Perm.SETTINGS_READ)]
+Write = Annotated[Ctx, require(Perm.SETTINGS_WRITE)]
+
+
+@router.get("", response_model=Page[ChannelDTO])
+async def list_channels(
+    ctx: Read,
+    paging: Annotated[PageParams, Depends(page_params)],
+    channel_type: Annotated[ChannelType | None, Query(alias="channelType")] = None,
+) -> Page[ChannelDTO]:
+    return to_page(await service.list_channels(ctx, paging, channel_type=channel_type), service.to_dto)
+
+
+@router.get("/{id}", response_model=ChannelDTO)
+async def get_channel(ctx: Read, id: IdPath) -> ChannelDTO:
+    return service.to_dto(await service.get_channel(ctx, id))
+
+
+@router.post("", response_model=ChannelCreatedDTO, status_code=201)
+async def create_channel(ctx: Write, body: ChannelCreateDTO) -> ChannelCreatedDTO:
+    channel, phone_token = await service.create_channel(ctx, body)
+    return ChannelCreatedDTO(**service.to_dto(channel).model_dump(), phone_auth_token=phone_token)
+
+
+@router.put("/{id}", response_model=ChannelDTO)
+async def update_channel(ctx: Write, id: IdPath, body: ChannelUpdateDTO) -> ChannelDTO:
+    return service.to_dto(await service.update_channel(ctx, id, body))
+
+
+@router.post("/{id}/phone-auth-token", response_model=PhoneAuthTokenDTO)
+async def rotate_phone_auth_token(ctx: Write, id: IdPath) -> PhoneAuthTokenDTO:
+    """A new phoneAuthToken for a Phone channel; the old one stops working at once."""
+    return PhoneAuthTokenDTO(phone_auth_token=await service.rotate_phone_token(ctx, id))
+
+
+@router.delete("/{id}", status_code=204, response_class=Response)
+async def delete_channel(ctx: Write, id: IdPath) -> None:
+    await service.delete_channel(ctx, id)

@@ -1,0 +1,35 @@
+"""Channels: where conversations come in (Email, Chat, Phone, WhatsApp, Teams)."""
+
+from __future__ import annotations
+
+import enum
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import JSON, String
+from sqlalchemy.orm import Mapped, mapped_column
+
+from deskpal.core.db import Base, IdType, UTCDateTime, utcnow
+from deskpal.core.tenancy import TenantOwned
+
+
+class ChannelType(enum.StrEnum):
+    EMAIL = "Email"
+    CHAT = "Chat"
+    PHONE = "Phone"
+    WHATSAPP = "WhatsApp"
+    TEAMS = "Teams"
+
+
+class Channel(TenantOwned, Base):
+    __tablename__ = "channel"
+
+    channel_id: Mapped[int] = mapped_column(IdType, primary_key=True, autoincrement=True)
+    name: Mapped[str] = mapped_column(String(200), nullable=False)
+    channel_type: Mapped[str] = mapped_column(String(20), nullable=False)
+    # Public: identifies the channel to anonymous clients (the chat widget); not a credential.
+    token: Mapped[str] = mapped_column(String(64), nullable=False, unique=True)
+    allowed_hostnames: Mapped[list[str]] = mapped_column(JSON, nullable=False, default=list)
+    settings: Mapped[dict[str, Any]] = mapped_column(JSON, nullable=False, default=dict)
+    phone_auth_token_hash: Mapped[str | None] = mapped_column(String(64), unique=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False, default=utcnow)

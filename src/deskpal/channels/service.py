@@ -1,0 +1,112 @@
+"""Channels."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from sqlalchemy import select
+
+from deskpal.channels.models import Channel, ChannelType
+from deskpal.channels.schemas import (
+    SETTINGS_BY_TYPE,
+    ChannelCreateDTO,
+    ChannelDTO,
+    ChannelUpdateDTO,
+    parse_settings,
+    public_settings,
+)
+from deskpal.core.context import Ctx
+from deskpal.core.crud import get_or_404
+from deskpal.core.errors import Unprocessable, ValidationFailed
+from deskpal.core.schemas import PageParams, PageResult, paginate
+from deskpal.core.security import PHONE_TOKEN_PREFIX, digest, new_secret
+
+
+def to_dto(channel: Channel) -> ChannelDTO:
+    shown, secrets_set = public_settings(channel.channel_type, channel.settings)
+    return ChannelDTO(
+        channel_id=channel.channel_id,
+        name=channel.name,
+        channel_type=ChannelType(channel.channel_type),
+        token=channel.token,
+        allowed_hostnames=list(channel.allowed_hostnames),
+        settings=shown,
+        secrets_set=secrets_set,
+        has_phone_auth_token=channel.phone_auth_token_hash is not None,
+        date_created=channel.created_at,
+    )
+
+
+def _settings(channel_type: ChannelType, raw: dict[str, Any]) -> dict[str, Any]:
+    try:
+        return parse_settings(channel_type, raw)
+    except ValueError as exc:
+        raise ValidationFailed(str(exc), errors=[{"field": "settings", "message": str(exc)}]) from exc
+
+
+async def list_channels(
+    ctx: Ctx, params: PageParams, *, channel_type: ChannelType | None = None
+) -> PageResult[Channel]:
+    stmt = select(Channel).order_by(Channel.channel_id)
+    if channel_type is not None:
+        stmt = stmt.where(Channel.channel_type == channel_type.value)
+    return await paginate(ctx.db, stmt, params)
+
+
+async def get_channel(ctx: Ctx, channel_id: int) -> Channel:
+    return await get_or_404(ctx.db, Channel, channel_id, what="channel")
+
+
+async def find_by_token(ctx: Ctx, token: str) -> Channel | None:
+    return (await ctx.db.scalars(select(Channel).where(Channel.token == token))).first()
+
+
+async def create_channel(ctx: Ctx, data: ChannelCreateDTO) -> tuple[Channel, str | None]:
+    """The new channel and, for a Phone channel, its phone auth token (never retrievable again)."""
+    phone_token = new_secret(PHONE_TOKEN_PREFIX) if data.channel_type is ChannelType.PHONE else None
+    channel = Channel(
+        name=data.name,
+        channel_type=data.channel_type.value,
+        token=uuid.uuid4().hex,
+        allowed_hostnames=data.allowed_hostnames,
+        settings=_settings(data.channel_type, data.settings),
+        phone_auth_token_hash=digest(phone_token) if phone_token else None,
+    )
+    ctx.db.add(channel)
+    await ctx.db.flush()
+    return channel, phone_token
+
+
+async def update_channel(ctx: Ctx, channel_id: int, data: ChannelUpdateDTO) -> Channel:
+    channel = await get_channel(ctx, channel_id)
+    channel_type = ChannelType(channel.channel_type)
+    secrets = SETTINGS_BY_TYPE[channel_type].secret_fields
+    incoming = dict(data.settings)
+    for name in secrets:
+        # Clients never see secrets, so a replace that leaves one out keeps it; "" clears it.
+        if incoming.get(name) is None and name in channel.settings:
+            incoming[name] = channel.settings[name]
+        elif incoming.get(name) == "":
+            incoming.pop(name)
+    channel.name = data.name
+    channel.allowed_hostnames = data.allowed_hostnames
+    channel.settings = _settings(channel_type, incoming)
+    await ctx.db.flush()
+    return channel
+
+
+async def rotate_phone_token(ctx: Ctx, channel_id: int) -> str:
+    channel = await get_channel(ctx, channel_id)
+    if channel.channel_type != ChannelType.PHONE.value:
+        raise Unprocessable("only Phone channels have a phone auth token", code="NOT_A_PHONE_CHANNEL")
+    token = new_secret(PHONE_TOKEN_PREFIX)
+    channel.phone_auth_token_hash = digest(token)
+    await ctx.db.flush()
+    return token
+
+
+async def delete_channel(ctx: Ctx, channel_id: int) -> None:
+    channel = await get_channel(ctx, channel_id)
+    await ctx.db.delete(channel)
+    await ctx.db.flush()

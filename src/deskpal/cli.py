@@ -1,0 +1,260 @@
+"""The `deskpal` command line."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import signal
+import sys
+from collections.abc import Awaitable, Callable
+from typing import Annotated, Any, TypeVar
+
+import typer
+
+from deskpal.config import Settings
+from deskpal.core.context import Ctx, Role
+from deskpal.core.db import Database, transaction
+
+app = typer.Typer(
+    help="deskpal: a self-hostable, AI-powered customer-support helpdesk.", no_args_is_help=True
+)
+customers_app = typer.Typer(help="Manage customers (tenants).", no_args_is_help=True)
+reps_app = typer.Typer(help="Manage customer representatives.", no_args_is_help=True)
+apikeys_app = typer.Typer(help="Create and revoke personal API keys.", no_args_is_help=True)
+app.add_typer(customers_app, name="customers")
+app.add_typer(reps_app, name="reps")
+app.add_typer(apikeys_app, name="apikeys")
+
+T = TypeVar("T")
+
+
+def _emit(obj: dict[str, Any]) -> None:
+    typer.echo(json.dumps(obj, indent=2, default=str))
+
+
+def _fail(message: str) -> None:
+    typer.echo(json.dumps({"error": message}), err=True)
+    raise typer.Exit(code=1)
+
+
+def _with_db(fn: Callable[[Database], Awaitable[T]]) -> T:
+    settings = Settings()
+
+    async def run() -> T:
+        db = Database(settings.resolved_database_url)
+        try:
+            return await fn(db)
+        finally:
+            await db.dispose()
+
+    from deskpal.core.errors import DeskpalError
+
+    try:
+        return asyncio.run(run())
+    except DeskpalError as exc:
+        _fail(exc.detail)
+        raise  # unreachable: _fail exits
+
+
+@app.command()
+def migrate() -> None:
+    """Apply all database migrations (safe to run repeatedly and from several processes)."""
+    from deskpal.migrate import upgrade
+
+    settings = Settings()
+    upgrade(settings.resolved_database_url)
+    typer.echo(f"database at head: {_redact(settings.resolved_database_url)}")
+
+
+def _redact(url: str) -> str:
+    from sqlalchemy.engine import make_url
+
+    return make_url(url).render_as_string(hide_password=True)
+
+
+@app.command()
+def serve(
+    host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to listen on.")] = 8000,
+    workers: Annotated[int, typer.Option(help="API processes (each runs a job worker too).")] = 1,
+    no_migrate: Annotated[bool, typer.Option("--no-migrate", help="Do not apply migrations first.")] = False,
+    no_demo: Annotated[bool, typer.Option("--no-demo", help="Do not create the demo customer.")] = False,
+) -> None:
+    """Serve the HTTP API (migrating first, and creating a demo customer on an empty database)."""
+    import uvicorn
+
+    from deskpal.demo import ensure_demo_customer
+    from deskpal.migrate import upgrade
+
+    settings = Settings()
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if not no_migrate:
+        upgrade(settings.resolved_database_url)
+    settings.resolved_secret_key  # noqa: B018 - create the key file before the workers race for it
+    if not no_demo:
+        demo = _with_db(ensure_demo_customer)
+        if demo is not None:
+            _print_demo(demo, host, port)
+    uvicorn.run(
+        "deskpal.asgi:app",
+        host=host,
+        port=port,
+        workers=workers if workers > 1 else None,
+        proxy_headers=True,
+        log_level="info",
+    )
+
+
+def _print_demo(demo: dict[str, Any], host: str, port: int) -> None:
+    shown = "localhost" if host in {"0.0.0.0", "127.0.0.1", "::"} else host
+    lines = [
+        "",
+        "=" * 72,
+        "deskpal: a demo customer was created (shown only this once)",
+        f"  admin email:    {demo['adminEmail']}",
+        f"  admin password: {demo['adminPassword']}",
+        f"  API key:        {demo['apiKey']}",
+        f"  try: curl -H 'Authorization: Bearer {demo['apiKey']}' http://{shown}:{port}/api/Channels",
+        "=" * 72,
+        "",
+    ]
+    typer.echo("\n".join(lines))
+    sys.stdout.flush()
+
+
+@app.command()
+def worker(
+    poll: Annotated[float, typer.Option(help="Seconds between polls when idle.")] = 0.5,
+) -> None:
+    """Run a job worker process (run as many as you like, on any machine reaching the database)."""
+    from deskpal.core import system_jobs  # noqa: F401 - registers job types
+    from deskpal.core.jobs import Worker
+
+    settings = Settings()
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+    async def run(db: Database) -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        await Worker(db, lease_seconds=settings.job_lease_seconds, poll_seconds=poll).run_forever(stop)
+
+    _with_db(run)
+
+
+@customers_app.command("create")
+def customers_create(
+    name: Annotated[str, typer.Argument(help="The customer's name.")],
+    admin_email: Annotated[str, typer.Option(help="Email of the customer's first admin.")],
+    admin_password: Annotated[
+        str | None, typer.Option(help="Their password (generated and printed when left out).")
+    ] = None,
+) -> None:
+    """Create a customer with an admin and an API key; prints customerID, customerRepID and apiKey."""
+    import secrets
+
+    from deskpal.customers.service import create_customer
+
+    password = admin_password or secrets.token_urlsafe(12)
+
+    async def run(db: Database) -> dict[str, Any]:
+        async with transaction(db) as session:
+            new = await create_customer(session, name, admin_email=admin_email, admin_password=password)
+            return {
+                "customerID": new.customer.customer_id,
+                "customerRepID": new.admin.customer_rep_id,
+                "adminEmail": new.admin.email,
+                "adminPassword": password if admin_password is None else None,
+                "apiKey": new.api_key,
+            }
+
+    _emit({k: v for k, v in _with_db(run).items() if v is not None})
+
+
+@reps_app.command("create")
+def reps_create(
+    customer_id: Annotated[int, typer.Option("--customer-id", help="The customer the rep belongs to.")],
+    name: Annotated[str, typer.Option(help="Display name.")],
+    email: Annotated[str, typer.Option(help="Login email (unique).")],
+    role: Annotated[Role, typer.Option(help="admin, agent, restricted or viewer.")] = Role.AGENT,
+    password: Annotated[str | None, typer.Option(help="Login password (none: API keys only).")] = None,
+) -> None:
+    """Create a customer representative; prints customerRepID."""
+    from deskpal.customers.schemas import CustomerRepCreateDTO
+    from deskpal.customers.service import create_rep
+
+    try:
+        data = CustomerRepCreateDTO(name=name, email=email, role=role, password=password)
+    except ValueError as exc:
+        _fail(str(exc))
+
+    async def run(db: Database) -> dict[str, Any]:
+        async with transaction(db, customer_id=customer_id) as session:
+            await _customer_exists(session, customer_id)
+            rep = await create_rep(Ctx.system(session, customer_id), data)
+            return {"customerID": customer_id, "customerRepID": rep.customer_rep_id, "email": rep.email}
+
+    _emit(_with_db(run))
+
+
+async def _customer_exists(session: Any, customer_id: int) -> None:
+    from deskpal.core.errors import NotFound
+    from deskpal.customers.models import Customer
+
+    if await session.get(Customer, customer_id) is None:
+        raise NotFound(f"customer {customer_id} not found")
+
+
+@apikeys_app.command("create")
+def apikeys_create(
+    customer_rep_id: Annotated[int, typer.Option("--rep-id", help="The representative the key acts as.")],
+    name: Annotated[str, typer.Option(help="A label for the key.")] = "cli",
+) -> None:
+    """Create an API key for a representative; prints apiKey (shown only this once)."""
+    from deskpal.auth.service import create_api_key
+    from deskpal.customers.models import CustomerRep
+
+    async def run(db: Database) -> dict[str, Any]:
+        from sqlalchemy import select
+
+        from deskpal.core.errors import NotFound
+
+        async with transaction(db) as session:
+            stmt = select(CustomerRep).where(CustomerRep.customer_rep_id == customer_rep_id)
+            rep = (await session.scalars(stmt.execution_options(all_tenants=True))).first()
+            if rep is None:
+                raise NotFound(f"customer rep {customer_rep_id} not found")
+            ctx = Ctx.system(session, rep.customer_id)
+            key, secret = await create_api_key(ctx, name=name, rep_id=rep.customer_rep_id)
+            return {"apiKeyID": key.api_key_id, "customerRepID": rep.customer_rep_id, "apiKey": secret}
+
+    _emit(_with_db(run))
+
+
+@apikeys_app.command("revoke")
+def apikeys_revoke(
+    api_key_id: Annotated[int, typer.Argument(help="The apiKeyID to revoke.")],
+) -> None:
+    """Revoke an API key at once."""
+    from sqlalchemy import select
+
+    from deskpal.auth.models import ApiKey
+    from deskpal.auth.service import revoke_api_key
+    from deskpal.core.errors import NotFound
+
+    async def run(db: Database) -> dict[str, Any]:
+        async with transaction(db) as session:
+            stmt = select(ApiKey).where(ApiKey.api_key_id == api_key_id)
+            key = (await session.scalars(stmt.execution_options(all_tenants=True))).first()
+            if key is None:
+                raise NotFound(f"API key {api_key_id} not found")
+            await revoke_api_key(Ctx.system(session, key.customer_id), api_key_id)
+            return {"apiKeyID": api_key_id, "revoked": True}
+
+    _emit(_with_db(run))
+
+
+def main() -> None:
+    app()

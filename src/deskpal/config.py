@@ -1,0 +1,52 @@
+"""Settings, read from DESKPAL_* environment variables."""
+
+from __future__ import annotations
+
+import secrets
+from functools import cached_property
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="DESKPAL_", extra="ignore")
+
+    data_dir: Path = Field(default=Path("var"), description="Where SQLite, files and the secret key live.")
+    database_url: str | None = Field(
+        default=None,
+        description="sqlite+aiosqlite:///path or postgresql+asyncpg://user@host/db (default: data_dir).",
+    )
+    secret_key: str | None = Field(default=None, description="Signs login tokens; generated when unset.")
+    jwt_ttl_seconds: int = Field(default=12 * 3600, ge=60)
+    run_worker: bool = Field(default=True, description="Run the job worker inside `deskpal serve`.")
+    worker_poll_seconds: float = Field(default=0.5, gt=0)
+    job_lease_seconds: int = Field(default=300, ge=5, description="A claimed job is retried after this.")
+    db_pool_size: int = Field(default=10, ge=1)
+    login_limit_per_address: int = Field(default=20, ge=1, description="Login attempts per address a minute.")
+    login_limit_per_account: int = Field(default=10, ge=1, description="Failed logins per account in 15 min.")
+
+    @cached_property
+    def resolved_database_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite+aiosqlite:///{(self.data_dir / 'deskpal.db').resolve()}"
+
+    @cached_property
+    def resolved_secret_key(self) -> str:
+        if self.secret_key:
+            return self.secret_key
+        # A stable key across restarts and processes sharing the data dir, so login tokens stay valid.
+        path = self.data_dir / "secret_key"
+        if path.exists():
+            return path.read_text().strip()
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        key = secrets.token_urlsafe(48)
+        try:
+            with open(path, "x") as fh:  # "x": a concurrent first start keeps the other's key
+                fh.write(key)
+            path.chmod(0o600)
+        except FileExistsError:
+            return path.read_text().strip()
+        return key

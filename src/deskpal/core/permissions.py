@@ -1,0 +1,106 @@
+"""Roles, permissions, and the dependencies that authenticate, authorise and open the transaction."""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
+
+from fastapi import Depends, Request
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from deskpal.core.context import Actor, Ctx, Role
+from deskpal.core.db import Database, transaction
+from deskpal.core.errors import Forbidden
+
+
+class Perm(enum.StrEnum):
+    TICKETS_READ = "tickets:read"
+    TICKETS_WRITE = "tickets:write"
+    SETTINGS_READ = "settings:read"  # channels, topics, reps, custom fields, end users
+    SETTINGS_WRITE = "settings:write"
+    APIKEYS_OWN = "apikeys:own"  # list, create and revoke one's own keys
+    APIKEYS_ANY = "apikeys:any"
+    JOBS_ADMIN = "jobs:admin"
+
+    @property
+    def is_write(self) -> bool:
+        return self in _WRITE_PERMS
+
+
+_WRITE_PERMS = {Perm.TICKETS_WRITE, Perm.SETTINGS_WRITE, Perm.APIKEYS_OWN, Perm.APIKEYS_ANY, Perm.JOBS_ADMIN}
+
+ROLE_PERMS: dict[Role, frozenset[Perm]] = {
+    Role.ADMIN: frozenset(Perm),
+    Role.AGENT: frozenset({Perm.TICKETS_READ, Perm.TICKETS_WRITE, Perm.SETTINGS_READ, Perm.APIKEYS_OWN}),
+    Role.RESTRICTED: frozenset({Perm.TICKETS_READ, Perm.TICKETS_WRITE, Perm.SETTINGS_READ, Perm.APIKEYS_OWN}),
+    Role.VIEWER: frozenset({Perm.TICKETS_READ, Perm.SETTINGS_READ, Perm.APIKEYS_OWN}),
+}
+
+# Phone auth acts on tickets and messages of its own channel and nothing else.
+PHONE_PERMS: frozenset[Perm] = frozenset({Perm.TICKETS_READ, Perm.TICKETS_WRITE})
+
+Authenticator = Callable[[AsyncSession, Request], Awaitable[Actor]]
+
+
+class Policy(enum.StrEnum):
+    """The access policies the reference pages name."""
+
+    REP = "Rep"  # a representative with the permission (admin API)
+    TICKET_ACCESS = "TicketAccess"
+    TICKET_ACCESS_OR_PHONE_AUTH = "TicketAccessOrPhoneAuth"
+    TICKET_CREATE_FROM_PHONE = "TicketCreateFromPhone"
+
+
+def _allows_phone(policy: Policy) -> bool:
+    return policy in {Policy.TICKET_ACCESS_OR_PHONE_AUTH, Policy.TICKET_CREATE_FROM_PHONE}
+
+
+def require(perm: Perm, policy: Policy = Policy.REP) -> Any:
+    """Authenticate, check the permission, bind the tenant, and run the handler in one transaction."""
+
+    async def dependency(request: Request) -> AsyncIterator[Ctx]:
+        db: Database = request.app.state.db
+        authenticate: Authenticator = request.app.state.authenticate
+        async with transaction(db, write=perm.is_write) as session:
+            actor = await authenticate(session, request)
+            if actor.is_phone:
+                if not _allows_phone(policy):
+                    raise Forbidden(
+                        "phone auth is not accepted on this endpoint", code="PHONE_AUTH_NOT_ALLOWED"
+                    )
+                allowed = PHONE_PERMS
+            else:
+                allowed = ROLE_PERMS[actor.role] if actor.role else frozenset()
+            if perm not in allowed:
+                raise Forbidden(f"role {actor.role or 'phone'} lacks permission {perm}")
+            session.info["customer_id"] = actor.customer_id
+            request.state.actor = actor
+            yield Ctx(db=session, actor=actor)
+
+    dependency.deskpal_policy = (policy, perm)  # type: ignore[attr-defined]
+    # scope="function": commit before the response goes out, so a failed commit is never a 200.
+    return Depends(dependency, scope="function")
+
+
+def ticket_access(perm: Perm = Perm.TICKETS_READ) -> Any:
+    return require(perm, Policy.TICKET_ACCESS)
+
+
+def ticket_access_or_phone_auth(perm: Perm = Perm.TICKETS_READ) -> Any:
+    return require(perm, Policy.TICKET_ACCESS_OR_PHONE_AUTH)
+
+
+def ticket_create_from_phone() -> Any:
+    return require(Perm.TICKETS_WRITE, Policy.TICKET_CREATE_FROM_PHONE)
+
+
+def public(*, write: bool = True) -> Any:
+    """No credentials; the handler binds a tenant itself from what it is given (a channel token)."""
+
+    async def dependency(request: Request) -> AsyncIterator[AsyncSession]:
+        async with transaction(request.app.state.db, write=write) as session:
+            yield session
+
+    dependency.deskpal_public = True  # type: ignore[attr-defined]
+    return Depends(dependency, scope="function")

@@ -1,0 +1,110 @@
+"""DTO base class, safe scalar types and the paging helper every list endpoint shares."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Annotated, Any, Generic, TypeVar
+
+from fastapi import Path, Query
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
+from pydantic.alias_generators import to_camel
+from sqlalchemy import Select, func, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+MAX_ID = 2**53 - 1  # what JavaScript clients hold exactly, and inside PostgreSQL's bigint
+
+
+def clean_text(value: str) -> str:
+    # PostgreSQL refuses NUL in text and lone surrogates in UTF-8: refuse them here, as a 400.
+    if "\x00" in value:
+        raise ValueError("must not contain NUL characters")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise ValueError("must be valid Unicode text") from exc
+    return value
+
+
+CleanStr = Annotated[str, AfterValidator(clean_text)]
+DbId = Annotated[int, Field(ge=1, le=MAX_ID)]
+IdPath = Annotated[int, Path(ge=1, le=MAX_ID)]
+
+
+def _clean_json(value: Any) -> Any:
+    if isinstance(value, str):
+        return clean_text(value)
+    if isinstance(value, dict):
+        return {clean_text(str(k)): _clean_json(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_clean_json(v) for v in value]
+    return value
+
+
+class ApiModel(BaseModel):
+    """camelCase JSON names; irregular ones (ticketID, ai_GeneratedResponse) set alias= explicitly."""
+
+    model_config = ConfigDict(
+        alias_generator=to_camel,
+        populate_by_name=True,
+        from_attributes=True,
+        serialize_by_alias=True,
+    )
+
+    @field_validator("*", mode="after")
+    @classmethod
+    def _no_unsafe_text(cls, value: Any) -> Any:
+        return _clean_json(value)
+
+
+T = TypeVar("T")
+
+
+class Page(ApiModel, Generic[T]):
+    items: list[T]
+    total_count: int
+    total_pages: int
+
+
+@dataclass(frozen=True, slots=True)
+class PageParams:
+    page_number: int = 1
+    page_size: int = 10
+
+    @property
+    def offset(self) -> int:
+        return (self.page_number - 1) * self.page_size
+
+
+def page_params(
+    page_number: Annotated[int, Query(alias="pageNumber", ge=1, le=1_000_000)] = 1,
+    page_size: Annotated[int, Query(alias="pageSize", ge=1, le=100)] = 10,
+) -> PageParams:
+    return PageParams(page_number, page_size)
+
+
+@dataclass(frozen=True, slots=True)
+class PageResult(Generic[T]):
+    items: Sequence[T]
+    total: int
+    params: PageParams
+
+    @property
+    def total_pages(self) -> int:
+        return math.ceil(self.total / self.params.page_size) if self.total else 0
+
+
+async def paginate(db: AsyncSession, stmt: Select[Any], params: PageParams) -> PageResult[Any]:
+    """Run a page of `stmt` (which must be ordered) and count all its rows."""
+    total = await db.scalar(select(func.count()).select_from(stmt.order_by(None).subquery()))
+    rows = (await db.scalars(stmt.limit(params.page_size).offset(params.offset))).all()
+    return PageResult(rows, int(total or 0), params)
+
+
+def to_page(result: PageResult[Any], convert: Callable[[Any], T]) -> Page[T]:
+    return Page[T](
+        items=[convert(row) for row in result.items],
+        total_count=result.total,
+        total_pages=result.total_pages,
+    )

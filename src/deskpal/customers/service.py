@@ -1,0 +1,116 @@
+"""Customers and representatives."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from deskpal.core.context import Ctx, Role
+from deskpal.core.crud import get_or_404
+from deskpal.core.errors import Conflict
+from deskpal.core.schemas import PageParams, PageResult, paginate
+from deskpal.core.security import hash_password
+from deskpal.customers.models import Customer, CustomerRep
+from deskpal.customers.schemas import CustomerRepCreateDTO, CustomerRepUpdateDTO
+
+
+@dataclass(frozen=True, slots=True)
+class NewCustomer:
+    customer: Customer
+    admin: CustomerRep
+    api_key: str
+
+
+async def create_customer(
+    db: AsyncSession, name: str, *, admin_email: str, admin_password: str | None, admin_name: str = "Admin"
+) -> NewCustomer:
+    """A customer with its first admin and an API key for that admin; binds `db` to the new tenant."""
+    from deskpal.auth import service as auth
+
+    customer = Customer(name=name)
+    db.add(customer)
+    await db.flush()
+    ctx = Ctx.system(db, customer.customer_id)
+    admin = await create_rep(
+        ctx,
+        CustomerRepCreateDTO(name=admin_name, email=admin_email, password=admin_password, role=Role.ADMIN),
+    )
+    _, secret = await auth.create_api_key(ctx, name="initial admin key", rep_id=admin.customer_rep_id)
+    return NewCustomer(customer, admin, secret)
+
+
+async def count_customers(db: AsyncSession) -> int:
+    return int(await db.scalar(select(func.count(Customer.customer_id))) or 0)
+
+
+async def list_reps(ctx: Ctx, params: PageParams) -> PageResult[CustomerRep]:
+    stmt = select(CustomerRep).order_by(CustomerRep.customer_rep_id)
+    return await paginate(ctx.db, stmt, params)
+
+
+async def get_rep(ctx: Ctx, rep_id: int) -> CustomerRep:
+    return await get_or_404(ctx.db, CustomerRep, rep_id, what="customer rep")
+
+
+async def find_rep(ctx: Ctx, rep_id: int) -> CustomerRep | None:
+    stmt = select(CustomerRep).where(CustomerRep.customer_rep_id == rep_id)
+    return (await ctx.db.scalars(stmt)).first()
+
+
+async def _ensure_email_free(db: AsyncSession, email: str, *, except_id: int | None = None) -> None:
+    # Emails are unique across all customers, so this check must look across tenants.
+    stmt = select(CustomerRep.customer_rep_id).where(CustomerRep.email == email)
+    if except_id is not None:
+        stmt = stmt.where(CustomerRep.customer_rep_id != except_id)
+    if (await db.scalars(stmt.execution_options(all_tenants=True))).first() is not None:
+        raise Conflict(f"email {email} is already in use", code="EMAIL_IN_USE")
+
+
+async def create_rep(ctx: Ctx, data: CustomerRepCreateDTO) -> CustomerRep:
+    await _ensure_email_free(ctx.db, data.email)
+    rep = CustomerRep(
+        name=data.name,
+        email=data.email,
+        role=data.role.value,
+        password_hash=hash_password(data.password) if data.password else None,
+        is_active=True,
+    )
+    ctx.db.add(rep)
+    await ctx.db.flush()
+    return rep
+
+
+async def _count_active_admins(db: AsyncSession) -> int:
+    stmt = select(func.count(CustomerRep.customer_rep_id)).where(
+        CustomerRep.role == Role.ADMIN.value, CustomerRep.is_active.is_(True)
+    )
+    return int(await db.scalar(stmt) or 0)
+
+
+async def _guard_last_admin(ctx: Ctx, rep: CustomerRep) -> None:
+    if rep.role == Role.ADMIN.value and rep.is_active and await _count_active_admins(ctx.db) <= 1:
+        raise Conflict("a customer must keep at least one active admin", code="LAST_ADMIN")
+
+
+async def update_rep(ctx: Ctx, rep_id: int, data: CustomerRepUpdateDTO) -> CustomerRep:
+    rep = await get_rep(ctx, rep_id)
+    if (data.role != Role.ADMIN or not data.is_active) and rep.role == Role.ADMIN.value:
+        await _guard_last_admin(ctx, rep)
+    if data.email != rep.email:
+        await _ensure_email_free(ctx.db, data.email, except_id=rep.customer_rep_id)
+    rep.name, rep.email, rep.role, rep.is_active = data.name, data.email, data.role.value, data.is_active
+    if data.password:
+        rep.password_hash = hash_password(data.password)
+    await ctx.db.flush()
+    return rep
+
+
+async def delete_rep(ctx: Ctx, rep_id: int) -> None:
+    rep = await get_rep(ctx, rep_id)
+    if rep.customer_rep_id == ctx.actor.rep_id:
+        raise Conflict("you cannot delete yourself", code="CANNOT_DELETE_SELF")
+    await _guard_last_admin(ctx, rep)
+    await ctx.db.delete(rep)
+    await ctx.db.flush()

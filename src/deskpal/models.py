@@ -1,0 +1,24 @@
+"""Imports every table, so that Base.metadata knows the whole schema (Alembic, tests)."""
+
+from deskpal.auth.models import ApiKey
+from deskpal.channels.models import Channel
+from deskpal.core.db import Base
+from deskpal.core.jobs import JobRow
+from deskpal.core.ratelimit import RateLimitBucket
+from deskpal.customers.models import Customer, CustomerRep
+from deskpal.customfields.models import CustomFieldDefinition
+from deskpal.endusers.models import EndUser
+from deskpal.topics.models import Topic
+
+__all__ = [
+    "ApiKey",
+    "Base",
+    "Channel",
+    "CustomFieldDefinition",
+    "Customer",
+    "CustomerRep",
+    "EndUser",
+    "JobRow",
+    "RateLimitBucket",
+    "Topic",
+]

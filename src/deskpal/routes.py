@@ -1,0 +1,28 @@
+"""Every router of the app, and the routes that take no credentials (each with its reason)."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+from deskpal.auth.api import router as auth_router
+from deskpal.channels.api import router as channels_router
+from deskpal.customers.api import router as reps_router
+from deskpal.customfields.api import router as customfields_router
+from deskpal.endusers.api import router as endusers_router
+from deskpal.jobs.api import router as jobs_router
+from deskpal.topics.api import router as topics_router
+
+ROUTERS: list[APIRouter] = [
+    auth_router,
+    channels_router,
+    topics_router,
+    reps_router,
+    customfields_router,
+    endusers_router,
+    jobs_router,
+]
+
+# (method, path) -> why it needs no credentials. A test fails for any other /api route without `require`.
+PUBLIC_ROUTES: dict[tuple[str, str], str] = {
+    ("POST", "/api/Auth/login"): "exchanges email and password for a token; rate-limited",
+}

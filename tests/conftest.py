@@ -1,0 +1,115 @@
+"""Fixtures: every database test runs on SQLite and on PostgreSQL, through the real app."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import httpx
+import pytest
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import create_async_engine
+
+from deskpal.app import create_app
+from deskpal.config import Settings
+from deskpal.migrate import upgrade_async
+from tests.support import Tenant, make_tenant, truncate_all
+
+PG_ADMIN_URL = os.environ.get("DESKPAL_TEST_PG_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/test")
+IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
+
+
+async def _pg_reachable() -> str | None:
+    engine = create_async_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
+    try:
+        async with engine.connect() as conn:
+            await conn.execute(text("SELECT 1"))
+        return None
+    except Exception as exc:  # any failure to connect means "not reachable"
+        return f"{type(exc).__name__}: {exc}"
+    finally:
+        await engine.dispose()
+
+
+async def _pg_create_database(name: str) -> None:
+    engine = create_async_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
+    async with engine.connect() as conn:
+        await conn.execute(text(f'CREATE DATABASE "{name}"'))
+    await engine.dispose()
+
+
+async def _pg_drop_database(name: str) -> None:
+    engine = create_async_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
+    async with engine.connect() as conn:
+        await conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    await engine.dispose()
+
+
+@pytest.fixture(scope="session", params=["sqlite", "postgresql"])
+async def db_url(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> AsyncIterator[str]:
+    """A migrated, empty database: once per run per kind."""
+    if request.param == "sqlite":
+        url = f"sqlite+aiosqlite:///{tmp_path_factory.mktemp('sqlite') / 'deskpal.db'}"
+        await upgrade_async(url)
+        yield url
+        return
+    problem = await _pg_reachable()
+    if problem is not None:
+        if IN_CI:
+            pytest.fail(f"PostgreSQL is required under CI=true but unreachable at {PG_ADMIN_URL}: {problem}")
+        pytest.skip(f"PostgreSQL unreachable at {PG_ADMIN_URL} ({problem}); PostgreSQL half skipped")
+    name = f"deskpal_test_{uuid.uuid4().hex[:10]}"
+    await _pg_create_database(name)
+    url = PG_ADMIN_URL.rsplit("/", 1)[0] + f"/{name}"
+    try:
+        await upgrade_async(url)
+        yield url
+    finally:
+        await _pg_drop_database(name)
+
+
+def test_settings(db_url: str, data_dir: Path) -> Settings:
+    return Settings(
+        database_url=db_url, data_dir=data_dir, secret_key="test-secret-key-" + "x" * 32, run_worker=False
+    )
+
+
+@pytest.fixture
+def data_dir(tmp_path: Path) -> Path:
+    return tmp_path / "data"
+
+
+@pytest.fixture
+def settings(db_url: str, data_dir: Path) -> Settings:
+    return test_settings(db_url, data_dir)
+
+
+@pytest.fixture
+async def app(settings: Settings) -> AsyncIterator[object]:
+    application = create_app(settings)
+    try:
+        yield application
+    finally:
+        await truncate_all(application.state.db)
+        await application.state.db.dispose()
+
+
+@pytest.fixture
+async def client(app: object) -> AsyncIterator[httpx.AsyncClient]:
+    transport = httpx.ASGITransport(app=app)  # type: ignore[arg-type]
+    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as c:
+        yield c
+
+
+@pytest.fixture
+async def tenant(app: object) -> Tenant:
+    return await make_tenant(app, "Acme")
+
+
+@pytest.fixture
+async def other_tenant(app: object) -> Tenant:
+    return await make_tenant(app, "Globex")
