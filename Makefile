@@ -26,8 +26,8 @@ migrate: $(STAMP)
 	$(BIN)/deskpal migrate
 
 lint: $(STAMP)
-	$(BIN)/ruff check src tests bench
-	$(BIN)/ruff format --check src tests bench
+	$(BIN)/ruff check src tests $(wildcard bench)
+	$(BIN)/ruff format --check src tests $(wildcard bench)
 	$(BIN)/mypy src
 
 test: lint
