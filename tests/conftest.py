@@ -8,7 +8,12 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import httpx
+
+# Cheap password hashing for tests only; production keeps Argon2's defaults (see README).
+os.environ.setdefault("DESKPAL_ARGON2_TIME_COST", "1")
+os.environ.setdefault("DESKPAL_ARGON2_MEMORY_KIB", "1024")
 import pytest
+from fastapi import FastAPI
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import create_async_engine
 
@@ -78,9 +83,9 @@ def test_settings(db_url: str, data_dir: Path) -> Settings:
     )
 
 
-@pytest.fixture
-def data_dir(tmp_path: Path) -> Path:
-    return tmp_path / "data"
+@pytest.fixture(scope="session")
+def data_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("data")
 
 
 @pytest.fixture
@@ -88,28 +93,36 @@ def settings(db_url: str, data_dir: Path) -> Settings:
     return test_settings(db_url, data_dir)
 
 
-@pytest.fixture
-async def app(settings: Settings) -> AsyncIterator[object]:
-    application = create_app(settings)
+@pytest.fixture(scope="session")
+async def shared_app(db_url: str, data_dir: Path) -> AsyncIterator[FastAPI]:
+    application = create_app(test_settings(db_url, data_dir))
     try:
         yield application
     finally:
-        await truncate_all(application.state.db)
         await application.state.db.dispose()
 
 
 @pytest.fixture
-async def client(app: object) -> AsyncIterator[httpx.AsyncClient]:
+async def app(shared_app: FastAPI) -> AsyncIterator[FastAPI]:
+    """The app on a clean database: one app per database kind, every table emptied after each test."""
+    try:
+        yield shared_app
+    finally:
+        await truncate_all(shared_app.state.db)
+
+
+@pytest.fixture
+async def client(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
     transport = httpx.ASGITransport(app=app)  # type: ignore[arg-type]
     async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as c:
         yield c
 
 
 @pytest.fixture
-async def tenant(app: object) -> Tenant:
+async def tenant(app: FastAPI) -> Tenant:
     return await make_tenant(app, "Acme")
 
 
 @pytest.fixture
-async def other_tenant(app: object) -> Tenant:
+async def other_tenant(app: FastAPI) -> Tenant:
     return await make_tenant(app, "Globex")

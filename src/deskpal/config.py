@@ -25,6 +25,8 @@ class Settings(BaseSettings):
     job_lease_seconds: int = Field(default=300, ge=5, description="A claimed job is retried after this.")
     db_pool_size: int = Field(default=10, ge=1)
     login_limit_per_address: int = Field(default=20, ge=1, description="Login attempts per address a minute.")
+    argon2_time_cost: int = Field(default=3, ge=1, description="Argon2 passes per password hash.")
+    argon2_memory_kib: int = Field(default=65536, ge=1024, description="Argon2 memory per password hash.")
     login_limit_per_account: int = Field(default=10, ge=1, description="Failed logins per account in 15 min.")
 
     @cached_property

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import secrets
 from datetime import datetime, timedelta
@@ -12,9 +13,22 @@ from pwdlib.hashers.argon2 import Argon2Hasher
 
 from deskpal.core.db import utcnow
 
-_hasher = PasswordHash((Argon2Hasher(),))
-# Compared against when the account is unknown, so that a miss costs as long as a wrong password.
-_DUMMY_HASH = _hasher.hash("deskpal-timing-equaliser")
+
+@functools.cache
+def _hasher() -> PasswordHash:
+    from deskpal.config import Settings
+
+    settings = Settings()
+    return PasswordHash(
+        (Argon2Hasher(time_cost=settings.argon2_time_cost, memory_cost=settings.argon2_memory_kib),)
+    )
+
+
+@functools.cache
+def _dummy_hash() -> str:
+    # Compared against when the account is unknown, so that a miss costs as long as a wrong password.
+    return _hasher().hash("deskpal-timing-equaliser")
+
 
 API_KEY_PREFIX = "dpk_"
 PHONE_TOKEN_PREFIX = "dpp_"
@@ -22,14 +36,14 @@ JWT_ALGORITHM = "HS256"
 
 
 def hash_password(password: str) -> str:
-    return _hasher.hash(password)
+    return _hasher().hash(password)
 
 
 def verify_password(password: str, password_hash: str | None) -> bool:
     if password_hash is None:
-        _hasher.verify(password, _DUMMY_HASH)
+        _hasher().verify(password, _dummy_hash())
         return False
-    return _hasher.verify(password, password_hash)
+    return _hasher().verify(password, password_hash)
 
 
 def new_secret(prefix: str) -> str:

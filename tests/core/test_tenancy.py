@@ -1,0 +1,97 @@
+"""The tenant scoping hooks: no query or write can reach another customer's rows."""
+
+from __future__ import annotations
+
+import pytest
+from sqlalchemy import delete, func, select, update
+
+from deskpal.core.context import Ctx
+from deskpal.core.db import transaction
+from deskpal.core.tenancy import CrossTenantWrite, TenantNotBound
+from deskpal.topics.models import Topic
+from tests.support import Tenant, db_of
+
+
+async def _add_topic(app: object, tenant: Tenant, name: str) -> int:
+    async with transaction(db_of(app), customer_id=tenant.customer_id) as db:
+        topic = Topic(name=name)
+        db.add(topic)
+        await db.flush()
+        return topic.topic_id
+
+
+class TestUnboundSession:
+    async def test_select_on_tenant_table_without_tenant_raises(self, app: object, tenant: Tenant) -> None:
+        async with transaction(db_of(app), write=False) as db:
+            with pytest.raises(TenantNotBound):
+                await db.scalars(select(Topic))
+
+    async def test_count_on_tenant_table_without_tenant_raises(self, app: object, tenant: Tenant) -> None:
+        async with transaction(db_of(app), write=False) as db:
+            with pytest.raises(TenantNotBound):
+                await db.scalar(select(func.count(Topic.topic_id)))
+
+    async def test_update_and_delete_without_tenant_raise(self, app: object, tenant: Tenant) -> None:
+        async with transaction(db_of(app)) as db:
+            with pytest.raises(TenantNotBound):
+                await db.execute(update(Topic).values(name="x"))
+            with pytest.raises(TenantNotBound):
+                await db.execute(delete(Topic))
+
+    async def test_insert_without_tenant_raises(self, app: object) -> None:
+        with pytest.raises(TenantNotBound):
+            async with transaction(db_of(app)) as db:
+                db.add(Topic(name="orphan"))
+                await db.flush()
+
+    async def test_all_tenants_option_sees_every_customer(
+        self, app: object, tenant: Tenant, other_tenant: Tenant
+    ) -> None:
+        await _add_topic(app, tenant, "a")
+        await _add_topic(app, other_tenant, "b")
+        async with transaction(db_of(app), write=False) as db:
+            names = (await db.scalars(select(Topic.name).execution_options(all_tenants=True))).all()
+        assert sorted(names) == ["a", "b"]
+
+
+class TestBoundSession:
+    async def test_select_sees_only_own_rows(self, app: object, tenant: Tenant, other_tenant: Tenant) -> None:
+        await _add_topic(app, tenant, "mine")
+        theirs = await _add_topic(app, other_tenant, "theirs")
+        async with transaction(db_of(app), customer_id=tenant.customer_id) as db:
+            assert (await db.scalars(select(Topic.name))).all() == ["mine"]
+            assert await db.scalar(select(func.count(Topic.topic_id))) == 1
+            assert (await db.scalars(select(Topic).where(Topic.topic_id == theirs))).first() is None
+
+    async def test_bulk_update_and_delete_touch_only_own_rows(
+        self, app: object, tenant: Tenant, other_tenant: Tenant
+    ) -> None:
+        await _add_topic(app, tenant, "mine")
+        await _add_topic(app, other_tenant, "theirs")
+        async with transaction(db_of(app), customer_id=tenant.customer_id) as db:
+            await db.execute(update(Topic).values(description="touched"))
+            await db.execute(delete(Topic))
+        async with transaction(db_of(app), customer_id=other_tenant.customer_id) as db:
+            rows = (await db.scalars(select(Topic))).all()
+        assert [(t.name, t.description) for t in rows] == [("theirs", None)]
+
+    async def test_new_rows_are_stamped_with_the_bound_tenant(self, app: object, tenant: Tenant) -> None:
+        async with transaction(db_of(app), customer_id=tenant.customer_id) as db:
+            topic = Topic(name="stamped")
+            db.add(topic)
+            await db.flush()
+            assert topic.customer_id == tenant.customer_id
+
+    async def test_writing_a_row_of_another_tenant_raises(
+        self, app: object, tenant: Tenant, other_tenant: Tenant
+    ) -> None:
+        with pytest.raises(CrossTenantWrite):
+            async with transaction(db_of(app), customer_id=tenant.customer_id) as db:
+                db.add(Topic(name="smuggled", customer_id=other_tenant.customer_id))
+                await db.flush()
+
+    async def test_system_ctx_binds_the_tenant(self, app: object, tenant: Tenant) -> None:
+        await _add_topic(app, tenant, "mine")
+        async with transaction(db_of(app), write=False) as db:
+            ctx = Ctx.system(db, tenant.customer_id)
+            assert (await ctx.db.scalars(select(Topic.name))).all() == ["mine"]

@@ -1,0 +1,143 @@
+"""The cross-tenant walk's registry: how to make tenant A's object for each id-taking route.
+
+Every /api route with a path parameter must have an entry here (a test enforces it), so that a
+second customer's token is tried against it. Later issues add their routes' entries.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from fastapi import FastAPI
+
+from deskpal.core.context import Ctx
+from deskpal.core.db import transaction
+from tests.support import Tenant, db_of
+
+Maker = Callable[[FastAPI, Tenant], Awaitable[dict[str, Any]]]
+
+
+@dataclass(frozen=True)
+class Target:
+    make: Maker  # creates tenant A's object; returns the route's path parameters
+    bodies: dict[str, Any] = field(default_factory=dict)  # method -> a valid JSON body
+
+
+REGISTRY: dict[str, Target] = {}
+
+
+def unique(prefix: str) -> str:
+    return f"{prefix}-{uuid.uuid4().hex[:8]}"
+
+
+def target(path: str, *, bodies: dict[str, Any] | None = None) -> Callable[[Maker], Maker]:
+    def register(fn: Maker) -> Maker:
+        REGISTRY[path] = Target(fn, bodies or {})
+        return fn
+
+    return register
+
+
+async def in_tenant(app: FastAPI, tenant: Tenant, fn: Callable[[Ctx], Awaitable[Any]]) -> Any:
+    async with transaction(db_of(app), customer_id=tenant.customer_id) as db:
+        return await fn(Ctx.system(db, tenant.customer_id))
+
+
+# --- issue 3: admin API ----------------------------------------------------------------------------
+
+
+async def _channel(app: FastAPI, tenant: Tenant, channel_type: str = "Phone") -> dict[str, Any]:
+    from deskpal.channels.schemas import ChannelCreateDTO
+    from deskpal.channels.service import create_channel
+
+    async def make(ctx: Ctx) -> int:
+        channel, _ = await create_channel(ctx, ChannelCreateDTO(name="c", channel_type=channel_type))
+        return channel.channel_id
+
+    return {"id": await in_tenant(app, tenant, make)}
+
+
+target("/api/Channels/{id}", bodies={"PUT": {"name": "renamed"}})(_channel)
+target("/api/Channels/{id}/phone-auth-token")(_channel)
+
+
+@target("/api/Topics/{id}", bodies={"PUT": {"name": "renamed"}})
+async def _topic(app: FastAPI, tenant: Tenant) -> dict[str, Any]:
+    from deskpal.topics.schemas import TopicWriteDTO
+    from deskpal.topics.service import create_topic
+
+    async def make(ctx: Ctx) -> int:
+        return (await create_topic(ctx, TopicWriteDTO(name=unique("t")))).topic_id
+
+    return {"id": await in_tenant(app, tenant, make)}
+
+
+@target(
+    "/api/CustomerReps/{id}",
+    bodies={"PUT": {"name": "n", "email": "renamed-rep@walk.test", "role": "agent"}},
+)
+async def _rep(app: FastAPI, tenant: Tenant) -> dict[str, Any]:
+    from deskpal.customers.schemas import CustomerRepCreateDTO
+    from deskpal.customers.service import create_rep
+
+    async def make(ctx: Ctx) -> int:
+        dto = CustomerRepCreateDTO(name="r", email=unique("rep") + "@walk.test")
+        return (await create_rep(ctx, dto)).customer_rep_id
+
+    return {"id": await in_tenant(app, tenant, make)}
+
+
+@target("/api/ApiKeys/{id}", bodies={"PUT": {"name": "renamed"}})
+async def _api_key(app: FastAPI, tenant: Tenant) -> dict[str, Any]:
+    from deskpal.auth.service import create_api_key
+
+    async def make(ctx: Ctx) -> int:
+        key, _ = await create_api_key(ctx, name="k", rep_id=tenant.admin_rep_id)
+        return key.api_key_id
+
+    return {"id": await in_tenant(app, tenant, make)}
+
+
+@target(
+    "/api/CustomFieldDefinitions/{id}",
+    bodies={"PUT": {"name": "renamed", "fieldType": "text"}},
+)
+async def _custom_field(app: FastAPI, tenant: Tenant) -> dict[str, Any]:
+    from deskpal.customfields.models import FieldType
+    from deskpal.customfields.schemas import CustomFieldDefinitionWriteDTO
+    from deskpal.customfields.service import create_definition
+
+    async def make(ctx: Ctx) -> int:
+        dto = CustomFieldDefinitionWriteDTO(name=unique("f"), field_type=FieldType.TEXT)
+        return (await create_definition(ctx, dto)).custom_field_definition_id
+
+    return {"id": await in_tenant(app, tenant, make)}
+
+
+@target("/api/EndUsers/{id}", bodies={"PUT": {"uid": "renamed@walk.test"}})
+async def _end_user(app: FastAPI, tenant: Tenant) -> dict[str, Any]:
+    from deskpal.endusers.schemas import EndUserWriteDTO
+    from deskpal.endusers.service import create_end_user
+
+    async def make(ctx: Ctx) -> int:
+        return (await create_end_user(ctx, EndUserWriteDTO(uid=unique("walker")))).end_user_id
+
+    return {"id": await in_tenant(app, tenant, make)}
+
+
+async def _job(app: FastAPI, tenant: Tenant) -> dict[str, Any]:
+    from deskpal.core.jobs import JobStatus
+
+    async def make(ctx: Ctx) -> int:
+        job = await ctx.enqueue("system.noop", {"note": "walk"})
+        job.status = JobStatus.DEAD  # so that a retry by the owner would be allowed
+        return job.job_id
+
+    return {"id": await in_tenant(app, tenant, make)}
+
+
+target("/api/Jobs/{id}")(_job)
+target("/api/Jobs/{id}/retry")(_job)
