@@ -3,18 +3,22 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import signal
 import sys
-from collections.abc import Awaitable, Callable
-from typing import Annotated, Any, TypeVar
+from collections.abc import Awaitable, Callable, Iterator
+from typing import Annotated, Any, NoReturn, TypeVar
 
 import typer
+from pydantic import Field
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from deskpal.config import Settings
 from deskpal.core.context import Ctx, Role
 from deskpal.core.db import Database, transaction
+from deskpal.core.schemas import MAX_ID, ApiModel
 
 app = typer.Typer(
     help="deskpal: a self-hostable, AI-powered customer-support helpdesk.", no_args_is_help=True
@@ -33,13 +37,61 @@ def _emit(obj: dict[str, Any]) -> None:
     typer.echo(json.dumps(obj, indent=2, default=str))
 
 
-def _fail(message: str) -> None:
-    typer.echo(json.dumps({"error": message}), err=True)
+def _fail(message: str, code: str = "ERROR", errors: list[dict[str, str]] | None = None) -> NoReturn:
+    body: dict[str, Any] = {"error": message, "code": code}
+    if errors:
+        body["errors"] = errors
+    typer.echo(json.dumps(body), err=True)
     raise typer.Exit(code=1)
 
 
+@contextlib.contextmanager
+def _errors() -> Iterator[None]:
+    """Bad input and an unreachable database end the command with a JSON error on stderr, exit 1.
+
+    Scripts call these commands; they get a line they can parse instead of a traceback.
+    """
+    from alembic.util import CommandError
+    from pydantic import ValidationError
+    from sqlalchemy.exc import IntegrityError, SQLAlchemyError
+
+    from deskpal.core.errors import DeskpalError
+
+    try:
+        yield
+    except DeskpalError as exc:
+        _fail(exc.detail, exc.code, exc.errors or None)
+    except ValidationError as exc:
+        errors = [
+            {"field": ".".join(str(p) for p in e["loc"]) or "value", "message": _message(e["msg"])}
+            for e in exc.errors()
+        ]
+        _fail("; ".join(f"{e['field']}: {e['message']}" for e in errors), "VALIDATION_FAILED", errors)
+    except IntegrityError as exc:
+        _fail(f"the change conflicts with existing data: {exc.orig}", "CONFLICT")
+    except (SQLAlchemyError, OSError, CommandError) as exc:
+        _fail(f"database error: {type(exc).__name__}: {exc}".splitlines()[0], "DATABASE_ERROR")
+
+
+def _message(msg: str) -> str:
+    return msg.removeprefix("Value error, ")
+
+
+def _settings() -> Settings:
+    from pydantic import ValidationError
+
+    try:
+        return Settings()
+    except ValidationError as exc:
+        errors = [
+            {"field": "DESKPAL_" + ".".join(str(p) for p in e["loc"]).upper(), "message": _message(e["msg"])}
+            for e in exc.errors()
+        ]
+        _fail("; ".join(f"{e['field']}: {e['message']}" for e in errors), "BAD_SETTING", errors)
+
+
 def _with_db(fn: Callable[[Database], Awaitable[T]]) -> T:
-    settings = Settings()
+    settings = _settings()
 
     async def run() -> T:
         db = Database(settings.resolved_database_url)
@@ -48,22 +100,18 @@ def _with_db(fn: Callable[[Database], Awaitable[T]]) -> T:
         finally:
             await db.dispose()
 
-    from deskpal.core.errors import DeskpalError
-
-    try:
+    with _errors():
         return asyncio.run(run())
-    except DeskpalError as exc:
-        _fail(exc.detail)
-        raise  # unreachable: _fail exits
 
 
 @app.command()
 def migrate() -> None:
-    """Apply all database migrations (safe to run repeatedly and from several processes)."""
+    """Apply all database migrations (safe to run again: an up-to-date database is left alone)."""
     from deskpal.migrate import upgrade
 
-    settings = Settings()
-    upgrade(settings.resolved_database_url)
+    settings = _settings()
+    with _errors():
+        upgrade(settings.resolved_database_url)
     typer.echo(f"database at head: {_redact(settings.resolved_database_url)}")
 
 
@@ -76,8 +124,14 @@ def _redact(url: str) -> str:
 @app.command()
 def serve(
     host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
-    port: Annotated[int, typer.Option(help="Port to listen on.")] = 8000,
-    workers: Annotated[int, typer.Option(help="API processes (each runs a job worker too).")] = 1,
+    port: Annotated[int, typer.Option(help="Port to listen on.", min=1, max=65535)] = 8000,
+    workers: Annotated[
+        int,
+        typer.Option(
+            help="API processes (each runs a job worker, unless DESKPAL_RUN_WORKER=false).",
+            min=1,
+        ),
+    ] = 1,
     no_migrate: Annotated[bool, typer.Option("--no-migrate", help="Do not apply migrations first.")] = False,
     no_demo: Annotated[bool, typer.Option("--no-demo", help="Do not create the demo customer.")] = False,
 ) -> None:
@@ -87,11 +141,12 @@ def serve(
     from deskpal.demo import ensure_demo_customer
     from deskpal.migrate import upgrade
 
-    settings = Settings()
+    settings = _settings()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    if not no_migrate:
-        upgrade(settings.resolved_database_url)
-    settings.resolved_secret_key  # noqa: B018 - create the key file before the workers race for it
+    with _errors():
+        if not no_migrate:
+            upgrade(settings.resolved_database_url)
+        settings.resolved_secret_key  # noqa: B018 - create the key file before the workers race for it
     if not no_demo:
         demo = _with_db(ensure_demo_customer)
         if demo is not None:
@@ -125,23 +180,35 @@ def _print_demo(demo: dict[str, Any], host: str, port: int) -> None:
 
 @app.command()
 def worker(
-    poll: Annotated[float, typer.Option(help="Seconds between polls when idle.")] = 0.5,
+    poll: Annotated[
+        float | None,
+        typer.Option(
+            help="Seconds between polls when idle (default: DESKPAL_WORKER_POLL_SECONDS).", min=0.01
+        ),
+    ] = None,
 ) -> None:
     """Run a job worker process (run as many as you like, on any machine reaching the database)."""
     from deskpal.core import system_jobs  # noqa: F401 - registers job types
     from deskpal.core.jobs import Worker
 
-    settings = Settings()
+    settings = _settings()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    poll_seconds = settings.worker_poll_seconds if poll is None else poll
 
     async def run(db: Database) -> None:
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
-        await Worker(db, lease_seconds=settings.job_lease_seconds, poll_seconds=poll).run_forever(stop)
+        await Worker(db, lease_seconds=settings.job_lease_seconds, poll_seconds=poll_seconds).run_forever(
+            stop
+        )
 
     _with_db(run)
+
+
+class _CustomerName(ApiModel):
+    name: str = Field(min_length=1, max_length=200)
 
 
 @customers_app.command("create")
@@ -149,19 +216,24 @@ def customers_create(
     name: Annotated[str, typer.Argument(help="The customer's name.")],
     admin_email: Annotated[str, typer.Option(help="Email of the customer's first admin.")],
     admin_password: Annotated[
-        str | None, typer.Option(help="Their password (generated and printed when left out).")
+        str | None, typer.Option(help="Their password, 8+ characters (generated and printed when left out).")
     ] = None,
 ) -> None:
     """Create a customer with an admin and an API key; prints customerID, customerRepID and apiKey."""
     import secrets
 
+    from deskpal.customers.schemas import CustomerRepCreateDTO
     from deskpal.customers.service import create_customer
 
     password = admin_password or secrets.token_urlsafe(12)
+    with _errors():
+        # Checked before anything is written, with the same rules as the API.
+        _CustomerName(name=name)
+        admin = CustomerRepCreateDTO(name="Admin", email=admin_email, password=password, role=Role.ADMIN)
 
     async def run(db: Database) -> dict[str, Any]:
         async with transaction(db) as session:
-            new = await create_customer(session, name, admin_email=admin_email, admin_password=password)
+            new = await create_customer(session, name, admin_email=admin.email, admin_password=password)
             return {
                 "customerID": new.customer.customer_id,
                 "customerRepID": new.admin.customer_rep_id,
@@ -175,31 +247,38 @@ def customers_create(
 
 @reps_app.command("create")
 def reps_create(
-    customer_id: Annotated[int, typer.Option("--customer-id", help="The customer the rep belongs to.")],
+    customer_id: Annotated[
+        int, typer.Option("--customer-id", help="The customer the rep belongs to.", min=1, max=MAX_ID)
+    ],
     name: Annotated[str, typer.Option(help="Display name.")],
-    email: Annotated[str, typer.Option(help="Login email (unique).")],
+    email: Annotated[str, typer.Option(help="Login email (unique across all customers).")],
     role: Annotated[Role, typer.Option(help="admin, agent, restricted or viewer.")] = Role.AGENT,
-    password: Annotated[str | None, typer.Option(help="Login password (none: API keys only).")] = None,
+    password: Annotated[
+        str | None, typer.Option(help="Login password, 8+ characters (none: API keys only).")
+    ] = None,
 ) -> None:
     """Create a customer representative; prints customerRepID."""
     from deskpal.customers.schemas import CustomerRepCreateDTO
     from deskpal.customers.service import create_rep
 
-    try:
+    with _errors():
         data = CustomerRepCreateDTO(name=name, email=email, role=role, password=password)
-    except ValueError as exc:
-        _fail(str(exc))
 
     async def run(db: Database) -> dict[str, Any]:
         async with transaction(db, customer_id=customer_id) as session:
             await _customer_exists(session, customer_id)
             rep = await create_rep(Ctx.system(session, customer_id), data)
-            return {"customerID": customer_id, "customerRepID": rep.customer_rep_id, "email": rep.email}
+            return {
+                "customerID": customer_id,
+                "customerRepID": rep.customer_rep_id,
+                "email": rep.email,
+                "role": rep.role,
+            }
 
     _emit(_with_db(run))
 
 
-async def _customer_exists(session: Any, customer_id: int) -> None:
+async def _customer_exists(session: AsyncSession, customer_id: int) -> None:
     from deskpal.core.errors import NotFound
     from deskpal.customers.models import Customer
 
@@ -209,12 +288,18 @@ async def _customer_exists(session: Any, customer_id: int) -> None:
 
 @apikeys_app.command("create")
 def apikeys_create(
-    customer_rep_id: Annotated[int, typer.Option("--rep-id", help="The representative the key acts as.")],
+    customer_rep_id: Annotated[
+        int, typer.Option("--rep-id", help="The representative the key acts as.", min=1, max=MAX_ID)
+    ],
     name: Annotated[str, typer.Option(help="A label for the key.")] = "cli",
 ) -> None:
-    """Create an API key for a representative; prints apiKey (shown only this once)."""
+    """Create an API key for a representative; prints apiKeyID and apiKey (shown only this once)."""
+    from deskpal.auth.schemas import ApiKeyCreateDTO
     from deskpal.auth.service import create_api_key
     from deskpal.customers.models import CustomerRep
+
+    with _errors():
+        data = ApiKeyCreateDTO(name=name)
 
     async def run(db: Database) -> dict[str, Any]:
         from sqlalchemy import select
@@ -227,17 +312,22 @@ def apikeys_create(
             if rep is None:
                 raise NotFound(f"customer rep {customer_rep_id} not found")
             ctx = Ctx.system(session, rep.customer_id)
-            key, secret = await create_api_key(ctx, name=name, rep_id=rep.customer_rep_id)
-            return {"apiKeyID": key.api_key_id, "customerRepID": rep.customer_rep_id, "apiKey": secret}
+            key, secret = await create_api_key(ctx, name=data.name, rep_id=rep.customer_rep_id)
+            return {
+                "apiKeyID": key.api_key_id,
+                "customerID": rep.customer_id,
+                "customerRepID": rep.customer_rep_id,
+                "apiKey": secret,
+            }
 
     _emit(_with_db(run))
 
 
 @apikeys_app.command("revoke")
 def apikeys_revoke(
-    api_key_id: Annotated[int, typer.Argument(help="The apiKeyID to revoke.")],
+    api_key_id: Annotated[int, typer.Argument(help="The apiKeyID to revoke.", min=1, max=MAX_ID)],
 ) -> None:
-    """Revoke an API key at once."""
+    """Revoke an API key at once (the row stays, with its revocation time)."""
     from sqlalchemy import select
 
     from deskpal.auth.models import ApiKey

@@ -6,8 +6,10 @@ import secrets
 from functools import cached_property
 from pathlib import Path
 
-from pydantic import Field
+from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+SUPPORTED_URL_PREFIXES = ("sqlite+aiosqlite://", "postgresql+asyncpg://")
 
 
 class Settings(BaseSettings):
@@ -28,6 +30,14 @@ class Settings(BaseSettings):
     argon2_time_cost: int = Field(default=3, ge=1, description="Argon2 passes per password hash.")
     argon2_memory_kib: int = Field(default=65536, ge=1024, description="Argon2 memory per password hash.")
     login_limit_per_account: int = Field(default=10, ge=1, description="Failed logins per account in 15 min.")
+
+    @field_validator("database_url")
+    @classmethod
+    def _supported_driver(cls, value: str | None) -> str | None:
+        # deskpal runs on the async drivers only; a plain postgresql:// would load psycopg2 and fail later.
+        if value and not value.startswith(SUPPORTED_URL_PREFIXES):
+            raise ValueError(f"must start with one of {', '.join(SUPPORTED_URL_PREFIXES)}")
+        return value or None
 
     @cached_property
     def resolved_database_url(self) -> str:
