@@ -1,0 +1,46 @@
+"""One Alembic history that upgrades an empty database, and matches the models, on both databases."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from pathlib import Path
+
+from alembic import command
+from sqlalchemy import inspect
+from sqlalchemy.ext.asyncio import create_async_engine
+
+from deskpal.migrate import alembic_config, check, upgrade
+from deskpal.models import Base
+from tests.conftest import PG_ADMIN_URL, _pg_create_database, _pg_drop_database
+
+
+async def _tables(url: str) -> set[str]:
+    engine = create_async_engine(url)
+    try:
+        async with engine.connect() as conn:
+            return set(await conn.run_sync(lambda c: inspect(c).get_table_names()))
+    finally:
+        await engine.dispose()
+
+
+async def _exercise(url: str) -> None:
+    await asyncio.to_thread(upgrade, url)
+    tables = await _tables(url)
+    assert {t.name for t in Base.metadata.sorted_tables} <= tables
+    await asyncio.to_thread(check, url)  # raises on drift between models and migrations
+    await asyncio.to_thread(command.downgrade, alembic_config(url), "base")
+    assert await _tables(url) <= {"alembic_version"}
+    await asyncio.to_thread(upgrade, url)
+
+
+async def test_empty_database_upgrades_and_matches_models(db_url: str, tmp_path: Path) -> None:
+    if db_url.startswith("sqlite"):
+        await _exercise(f"sqlite+aiosqlite:///{tmp_path / 'fresh.db'}")
+        return
+    name = f"deskpal_mig_{uuid.uuid4().hex[:10]}"
+    await _pg_create_database(name)
+    try:
+        await _exercise(PG_ADMIN_URL.rsplit("/", 1)[0] + f"/{name}")
+    finally:
+        await _pg_drop_database(name)
