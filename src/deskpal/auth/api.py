@@ -55,7 +55,8 @@ async def get_api_key(ctx: Keys, id: IdPath) -> ApiKeyDTO:
 @router.post("/api/ApiKeys", response_model=ApiKeyCreatedDTO, status_code=201, tags=["ApiKeys"])
 async def create_api_key(ctx: Keys, body: ApiKeyCreateDTO) -> ApiKeyCreatedDTO:
     key, secret = await service.create_api_key(ctx, name=body.name, rep_id=body.customer_rep_id)
-    return ApiKeyCreatedDTO.model_validate({**ApiKeyDTO.model_validate(key).model_dump(), "api_key": secret})
+    # By field name: dumping by alias gives dateCreated, which does not validate back (created_at).
+    return ApiKeyCreatedDTO(**dict(ApiKeyDTO.model_validate(key)), api_key=secret)
 
 
 @router.put("/api/ApiKeys/{id}", response_model=ApiKeyDTO, tags=["ApiKeys"])
