@@ -1,10 +1,12 @@
 # Two commands set deskpal up on a machine that has only Python >= 3.11:
-#   make serve   serve on http://127.0.0.1:8000 (SQLite under ./var, a demo customer printed once)
+#   make serve   serve on http://127.0.0.1:8000 (SQLite under ./var, a demo customer printed once);
+#                options go in SERVE_ARGS, e.g. make serve SERVE_ARGS="--port 8080"
 #   make test    ruff, ruff format --check, mypy on src/, pytest on SQLite and PostgreSQL
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+SERVE_ARGS ?=
 
 .PHONY: serve test lint worker migrate clean
 
@@ -17,7 +19,7 @@ $(STAMP): $(BIN)/python pyproject.toml
 	touch $(STAMP)
 
 serve: $(STAMP)
-	$(BIN)/deskpal serve
+	$(BIN)/deskpal serve $(SERVE_ARGS)
 
 worker: $(STAMP)
 	$(BIN)/deskpal worker

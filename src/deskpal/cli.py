@@ -9,16 +9,19 @@ import logging
 import signal
 import sys
 from collections.abc import Awaitable, Callable, Iterator
-from typing import Annotated, Any, NoReturn, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn, TypeVar
 
 import typer
-from pydantic import Field
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from deskpal.config import Settings
 from deskpal.core.context import Ctx, Role
 from deskpal.core.db import Database, transaction
-from deskpal.core.schemas import MAX_ID, ApiModel
+
+if TYPE_CHECKING:
+    from sqlalchemy.ext.asyncio import AsyncSession
+
+# core.schemas.MAX_ID, repeated so that `deskpal --help` does not import FastAPI.
+MAX_ID = 2**53 - 1
 
 app = typer.Typer(
     help="deskpal: a self-hostable, AI-powered customer-support helpdesk.", no_args_is_help=True
@@ -207,10 +210,6 @@ def worker(
     _with_db(run)
 
 
-class _CustomerName(ApiModel):
-    name: str = Field(min_length=1, max_length=200)
-
-
 @customers_app.command("create")
 def customers_create(
     name: Annotated[str, typer.Argument(help="The customer's name.")],
@@ -222,13 +221,15 @@ def customers_create(
     """Create a customer with an admin and an API key; prints customerID, customerRepID and apiKey."""
     import secrets
 
+    from deskpal.core.errors import ValidationFailed
     from deskpal.customers.schemas import CustomerRepCreateDTO
     from deskpal.customers.service import create_customer
 
     password = admin_password or secrets.token_urlsafe(12)
     with _errors():
         # Checked before anything is written, with the same rules as the API.
-        _CustomerName(name=name)
+        if not 1 <= len(name.strip()) <= 200:
+            raise ValidationFailed.field("name", "must be 1 to 200 characters")
         admin = CustomerRepCreateDTO(name="Admin", email=admin_email, password=password, role=Role.ADMIN)
 
     async def run(db: Database) -> dict[str, Any]:
