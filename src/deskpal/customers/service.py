@@ -83,10 +83,14 @@ async def create_rep(ctx: Ctx, data: CustomerRepCreateDTO) -> CustomerRep:
 
 
 async def _count_active_admins(db: AsyncSession) -> int:
-    stmt = select(func.count(CustomerRep.customer_rep_id)).where(
-        CustomerRep.role == Role.ADMIN.value, CustomerRep.is_active.is_(True)
+    # FOR UPDATE: two admins removing each other at once must not both see "another admin is left".
+    # The second waits for the first and then counts what it left behind. (SQLite serialises writers.)
+    stmt = (
+        select(CustomerRep.customer_rep_id)
+        .where(CustomerRep.role == Role.ADMIN.value, CustomerRep.is_active.is_(True))
+        .with_for_update()
     )
-    return int(await db.scalar(stmt) or 0)
+    return len((await db.scalars(stmt)).all())
 
 
 async def _guard_last_admin(ctx: Ctx, rep: CustomerRep) -> None:

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Self
+from typing import Annotated
 
-from pydantic import Field, model_validator
+from pydantic import Field, ValidationInfo, field_validator
 
 from deskpal.core.schemas import ApiModel
 from deskpal.customfields.models import EntityType, FieldType
@@ -19,18 +19,24 @@ class CustomFieldDefinitionWriteDTO(ApiModel):
     field_type: FieldType
     entity_type: EntityType = EntityType.TICKET
     required: bool = False
-    options: list[Option] = Field(default_factory=list, max_length=500)
+    # validate_default: a select field that leaves options out is refused too.
+    options: list[Option] = Field(default_factory=list, max_length=500, validate_default=True)
 
-    @model_validator(mode="after")
-    def _options_fit_type(self) -> Self:
-        has_choices = self.field_type in {FieldType.SELECT, FieldType.MULTISELECT}
-        if has_choices and not self.options:
-            raise ValueError("options: a select or multiselect field needs at least one option")
-        if not has_choices and self.options:
-            raise ValueError("options: only select and multiselect fields take options")
-        if len(set(self.options)) != len(self.options):
-            raise ValueError("options: must be unique")
-        return self
+    @field_validator("options")
+    @classmethod
+    def _options_fit_type(cls, options: list[str], info: ValidationInfo) -> list[str]:
+        # A field validator (not a model validator) so that the error names `options`, not the body.
+        field_type = info.data.get("field_type")
+        if field_type is None:  # fieldType itself failed; its own error says so
+            return options
+        has_choices = field_type in {FieldType.SELECT, FieldType.MULTISELECT}
+        if has_choices and not options:
+            raise ValueError("a select or multiselect field needs at least one option")
+        if not has_choices and options:
+            raise ValueError("only select and multiselect fields take options")
+        if len(set(options)) != len(options):
+            raise ValueError("must be unique")
+        return options
 
 
 class CustomFieldDefinitionDTO(ApiModel):

@@ -86,8 +86,14 @@ def _coerce(defn: CustomFieldDefinition, value: Any) -> Any:
             raise ValueError(f"must be text of at most {MAX_UNDEFINED_VALUE} characters")
         return value
     if kind is FieldType.NUMBER:
-        if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        if isinstance(value, bool) or not isinstance(value, int | float):
             raise ValueError("must be a number")
+        try:
+            finite = math.isfinite(value)
+        except OverflowError:  # an integer too large for a float: JSON allows it, nothing reads it back
+            finite = False
+        if not finite:
+            raise ValueError("must be a finite number")
         return value
     if kind is FieldType.BOOLEAN:
         if not isinstance(value, bool):
