@@ -348,4 +348,4 @@ def apikeys_revoke(
 
 
 def main() -> None:
-    app()
+    app(prog_name="deskpal")
