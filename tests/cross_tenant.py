@@ -141,3 +141,26 @@ async def _job(app: FastAPI, tenant: Tenant) -> dict[str, Any]:
 
 target("/api/Jobs/{id}")(_job)
 target("/api/Jobs/{id}/retry")(_job)
+
+
+# --- issue 4: tickets ------------------------------------------------------------------------------
+
+
+async def _ticket(app: FastAPI, tenant: Tenant) -> dict[str, Any]:
+    from deskpal.tickets.schemas import TicketWriteDTO
+    from deskpal.tickets.service import create_ticket
+
+    async def make(ctx: Ctx) -> int:
+        dto = TicketWriteDTO(status="Open", subject="walk", channel_type="Email", uid=unique("walker"))
+        return (await create_ticket(ctx, dto)).ticket_id
+
+    return {"id": await in_tenant(app, tenant, make)}
+
+
+_TICKET_BODY = {"status": "Open", "subject": "renamed", "channelType": "Email"}
+target(
+    "/api/Tickets/{id}",
+    bodies={"PUT": _TICKET_BODY, "PATCH": [{"op": "replace", "path": "/status", "value": "Pending"}]},
+)(_ticket)
+target("/api/Tickets/{id}/assign")(_ticket)
+target("/api/Tickets/{id}/history-summary")(_ticket)

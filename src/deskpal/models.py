@@ -8,6 +8,8 @@ from deskpal.core.ratelimit import RateLimitBucket
 from deskpal.customers.models import Customer, CustomerRep
 from deskpal.customfields.models import CustomFieldDefinition
 from deskpal.endusers.models import EndUser
+from deskpal.messages.models import TicketMessage
+from deskpal.tickets.models import Ticket, TicketEndUser, TicketTopic
 from deskpal.topics.models import Topic
 
 __all__ = [
@@ -20,5 +22,9 @@ __all__ = [
     "EndUser",
     "JobRow",
     "RateLimitBucket",
+    "Ticket",
+    "TicketEndUser",
+    "TicketMessage",
+    "TicketTopic",
     "Topic",
 ]

@@ -10,6 +10,7 @@ from deskpal.customers.api import router as reps_router
 from deskpal.customfields.api import router as customfields_router
 from deskpal.endusers.api import router as endusers_router
 from deskpal.jobs.api import router as jobs_router
+from deskpal.tickets.api import router as tickets_router
 from deskpal.topics.api import router as topics_router
 
 ROUTERS: list[APIRouter] = [
@@ -20,9 +21,14 @@ ROUTERS: list[APIRouter] = [
     customfields_router,
     endusers_router,
     jobs_router,
+    tickets_router,
 ]
 
 # (method, path) -> why it needs no credentials. A test fails for any other /api route without `require`.
 PUBLIC_ROUTES: dict[tuple[str, str], str] = {
     ("POST", "/api/Auth/login"): "exchanges email and password for a token; rate-limited",
+    ("POST", "/api/Tickets/createchatticket"): (
+        "the anonymous chat widget opens a ticket: Chat channel token plus an allowed Origin/Referer "
+        "host; rate-limited per address"
+    ),
 }

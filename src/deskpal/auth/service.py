@@ -207,3 +207,10 @@ async def revoke_api_key(ctx: Ctx, key_id: int) -> None:
     if key.revoked_at is None:
         key.revoked_at = utcnow()
         await ctx.db.flush()
+
+
+async def find_channel_by_public_token(db: AsyncSession, token: str) -> Channel | None:
+    """The channel a public token names, in whichever customer: how anonymous callers (the chat
+    widget) reach a tenant. The caller binds that channel's customer before touching anything else."""
+    stmt = select(Channel).where(Channel.token == token)
+    return (await db.scalars(stmt.execution_options(all_tenants=True))).first()

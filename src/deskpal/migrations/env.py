@@ -14,6 +14,16 @@ from deskpal.models import Base
 config = context.config
 target_metadata = Base.metadata
 
+# Full-text search objects the tickets migration creates outside the ORM metadata (SQLite's FTS5
+# table and its shadow tables; PostgreSQL's generated tsvector column and its GIN index).
+_UNMODELLED = ("ticket_message_fts", "search_vector", "ix_ticket_message_search_vector")
+
+
+def _include_object(
+    _object: object, name: str | None, type_: str, reflected: bool, _compare_to: object
+) -> bool:
+    return not (reflected and name is not None and name.startswith(_UNMODELLED))
+
 
 def _configure(connection: Connection) -> None:
     context.configure(
@@ -22,6 +32,7 @@ def _configure(connection: Connection) -> None:
         render_as_batch=True,  # SQLite alters tables by copying them
         compare_type=True,
         compare_server_default=True,
+        include_object=_include_object,
     )
     with context.begin_transaction():
         context.run_migrations()

@@ -1,0 +1,211 @@
+"""/api/Tickets"""
+
+from __future__ import annotations
+
+from typing import Annotated
+from urllib.parse import urlsplit
+
+from fastapi import APIRouter, Body, Depends, Query, Request, Response
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from deskpal.auth.service import find_channel_by_public_token
+from deskpal.channels.models import ChannelType
+from deskpal.core import ratelimit
+from deskpal.core.context import Ctx
+from deskpal.core.errors import Forbidden
+from deskpal.core.permissions import (
+    Perm,
+    public,
+    ticket_access,
+    ticket_access_or_phone_auth,
+    ticket_create_from_phone,
+)
+from deskpal.core.schemas import (
+    MAX_ID,
+    CleanStr,
+    IdPath,
+    Page,
+    PageParams,
+    page_params,
+    to_page,
+)
+from deskpal.tickets import service
+from deskpal.tickets.schemas import (
+    AssignRequest,
+    BulkUpdateRequest,
+    ChatTicketCreatedDTO,
+    ChatTicketCreateDTO,
+    PatchOperation,
+    SortBy,
+    SortOrder,
+    TicketQuery,
+    TicketReadDTO,
+    TicketWriteDTO,
+)
+
+router = APIRouter(prefix="/api/Tickets", tags=["Tickets"])
+
+Read = Annotated[Ctx, ticket_access()]
+Write = Annotated[Ctx, ticket_access(Perm.TICKETS_WRITE)]
+PhoneRead = Annotated[Ctx, ticket_access_or_phone_auth()]
+PhoneWrite = Annotated[Ctx, ticket_access_or_phone_auth(Perm.TICKETS_WRITE)]
+PhoneCreate = Annotated[Ctx, ticket_create_from_phone()]
+
+CHAT_LIMIT_PER_ADDRESS = 20  # new chat tickets per address a minute
+QueryId = Annotated[int, Query(ge=0, le=MAX_ID)]
+
+
+def ticket_query(
+    status: Annotated[list[Annotated[CleanStr, Query(max_length=50)]] | None, Query()] = None,
+    channel_ids: Annotated[
+        list[Annotated[int, Query(ge=1, le=MAX_ID)]] | None, Query(alias="channelIDs")
+    ] = None,
+    customer_rep_id: Annotated[
+        int | None, Query(alias="customerRepID", ge=0, le=MAX_ID, description="0: unassigned tickets.")
+    ] = None,
+    channel_type: Annotated[CleanStr | None, Query(alias="channelType", max_length=20)] = None,
+    uid: Annotated[CleanStr | None, Query(max_length=254)] = None,
+    end_user_id: Annotated[int | None, Query(alias="endUserID", ge=1, le=MAX_ID)] = None,
+    search: Annotated[
+        CleanStr | None,
+        Query(max_length=200, description="Words in ticket-message text (each a prefix), accents ignored."),
+    ] = None,
+    is_spam: Annotated[bool | None, Query(alias="isSpam")] = None,
+    is_closed: Annotated[bool | None, Query(alias="isClosed")] = None,
+    include_follow_up: Annotated[bool, Query(alias="includeFollowUp")] = False,
+    sort_by: Annotated[
+        SortBy | None,
+        Query(alias="sortBy", description="Default: relevance with a search, else dateCreated."),
+    ] = None,
+    sort_order: Annotated[SortOrder, Query(alias="sortOrder")] = SortOrder.DESC,
+) -> TicketQuery:
+    return TicketQuery(
+        status=status or [],
+        channel_ids=channel_ids or [],
+        customer_rep_id=customer_rep_id,
+        channel_type=channel_type,
+        uid=uid,
+        end_user_id=end_user_id,
+        search=search,
+        is_spam=is_spam,
+        is_closed=is_closed,
+        include_follow_up=include_follow_up,
+        sort_by=sort_by,
+        sort_order=sort_order,
+    )
+
+
+@router.get("", response_model=Page[TicketReadDTO])
+async def list_tickets(
+    ctx: Read,
+    query: Annotated[TicketQuery, Depends(ticket_query)],
+    paging: Annotated[PageParams, Depends(page_params)],
+) -> Page[TicketReadDTO]:
+    """Processed tickets the caller may see, filtered, sorted (default desc) and paged."""
+    return to_page(await service.list_tickets(ctx, query, paging), service.to_dto)
+
+
+@router.get("/{id}", response_model=TicketReadDTO)
+async def get_ticket(ctx: Read, id: IdPath) -> TicketReadDTO:
+    return service.to_dto(await service.get_ticket(ctx, id))
+
+
+@router.post("", response_model=TicketReadDTO, status_code=201)
+async def create_ticket(ctx: PhoneCreate, body: TicketWriteDTO) -> TicketReadDTO:
+    """Phone auth creates tickets in its own channel only."""
+    return service.to_dto(await service.create_ticket(ctx, body))
+
+
+@router.put("/bulk", status_code=204, response_class=Response)
+async def bulk_update(ctx: Write, body: BulkUpdateRequest) -> None:
+    """All or nothing: a ticket the caller may not see or change refuses the whole request."""
+    await service.bulk_update(ctx, body)
+
+
+@router.put("/{id}", status_code=204, response_class=Response)
+async def replace_ticket(ctx: Write, id: IdPath, body: TicketWriteDTO) -> None:
+    """Replace the editable fields (204, as the reference page says); assignment is limited by role."""
+    await service.replace_ticket(ctx, id, body)
+
+
+@router.patch(
+    "/{id}",
+    response_model=TicketReadDTO,
+    openapi_extra={
+        "requestBody": {
+            "content": {
+                "application/json-patch+json": {
+                    "schema": {"type": "array", "items": {"$ref": "#/components/schemas/PatchOperation"}}
+                }
+            }
+        }
+    },
+)
+async def patch_ticket(
+    ctx: PhoneWrite, id: IdPath, body: Annotated[list[PatchOperation], Body(max_length=100)]
+) -> TicketReadDTO:
+    """RFC 6902 JSON Patch over TicketWriteDTO; a patch that fails anywhere changes nothing."""
+    operations = [op.model_dump(by_alias=True, exclude_unset=True) for op in body]
+    return service.to_dto(await service.patch_ticket(ctx, id, operations))
+
+
+@router.delete("/{id}", status_code=204, response_class=Response)
+async def delete_ticket(ctx: Write, id: IdPath) -> None:
+    await service.delete_ticket(ctx, id)
+
+
+@router.put("/{id}/assign", response_model=TicketReadDTO)
+async def assign_ticket(ctx: Write, id: IdPath, body: AssignRequest | None = None) -> TicketReadDTO:
+    """Assign to the calling rep; phone tickets record the call's forward number."""
+    forward = body.forward_number if body else None
+    return service.to_dto(await service.assign_to_me(ctx, id, forward))
+
+
+@router.get("/{id}/history-summary", response_model=str)
+async def history_summary(ctx: PhoneRead, id: IdPath) -> str:
+    """The end user's earlier tickets (by uid), summarised as text."""
+    return await service.history_summary(ctx, id)
+
+
+def client_address(request: Request) -> str:
+    return request.client.host if request.client else "unknown"
+
+
+async def chat_rate_limit(request: Request) -> None:
+    # Counted in its own transaction before the request's opens (SQLite has one writer at a time).
+    await ratelimit.enforce(
+        request.app.state.db,
+        f"chat:addr:{client_address(request)}",
+        limit=CHAT_LIMIT_PER_ADDRESS,
+        window_seconds=60,
+    )
+
+
+def _origin_host(request: Request) -> str | None:
+    for header in ("origin", "referer"):
+        value = request.headers.get(header)
+        if value and value != "null":
+            try:
+                return urlsplit(value).hostname
+            except ValueError:
+                return None
+    return None
+
+
+@router.post("/createchatticket", response_model=ChatTicketCreatedDTO, status_code=201)
+async def create_chat_ticket(
+    request: Request,
+    _limited: Annotated[None, Depends(chat_rate_limit)],
+    db: Annotated[AsyncSession, public()],
+    body: ChatTicketCreateDTO,
+) -> ChatTicketCreatedDTO:
+    """Anonymous: the Chat channel's token, from a page on one of the channel's allowed hostnames."""
+    channel = await find_channel_by_public_token(db, body.token)
+    if channel is None or channel.channel_type != ChannelType.CHAT.value:
+        raise Forbidden("unknown chat channel token", code="CHAT_CHANNEL_REFUSED")
+    if not service.hostname_allowed(_origin_host(request), channel.allowed_hostnames):
+        raise Forbidden("this page's host may not open chats on the channel", code="CHAT_ORIGIN_REFUSED")
+    # Anonymous callers act through the channel: its customer is bound, as the worker binds one.
+    ctx = Ctx.system(db, channel.customer_id)
+    ticket = await service.create_chat_ticket(ctx, channel, body)
+    return ChatTicketCreatedDTO(ticket_id=ticket.ticket_id, token=ticket.token)

@@ -1,0 +1,102 @@
+"""Full-text search over ticket-message text: SQLite FTS5 and PostgreSQL tsvector + GIN.
+
+Both indexes cover a message's subject and text body and are kept current inside the writing
+transaction by the database itself (SQLite: triggers feeding an external-content FTS5 table;
+PostgreSQL: a stored generated tsvector column). The objects are created by the tickets migration
+and are not part of the ORM metadata; the Alembic env leaves them out of drift checks.
+
+Accents are folded on both sides: SQLite's unicode61 tokenizer removes diacritics itself, and on
+PostgreSQL the indexed text goes through deskpal_fold(), a translate() over the Latin letters with
+diacritics (no `unaccent` extension needed), which `fold()` below mirrors for the query.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from functools import cache
+from typing import Any
+
+from sqlalchemy import ColumnElement, Select, func, literal_column, select, text
+from sqlalchemy.sql import column, table
+
+from deskpal.messages.models import TicketMessage
+
+FTS_TABLE = "ticket_message_fts"  # SQLite
+FTS_COLUMN = "search_vector"  # PostgreSQL
+FTS_OBJECT_PREFIXES = (FTS_TABLE, "ix_ticket_message_search_vector")
+MAX_TERMS = 8
+_INSERT = (
+    f"INSERT INTO {FTS_TABLE}(rowid, subject, text_body) VALUES (new.message_id, new.subject, new.text_body);"
+)
+_TOKEN = re.compile(r"[^\W_]+")
+
+
+@cache
+def fold_table() -> tuple[str, str]:
+    """(from, to) for translate(): each Latin letter with diacritics and its bare ASCII letter."""
+    src, dst = [], []
+    for code in range(0x00C0, 0x0250):
+        ch = chr(code)
+        base = unicodedata.normalize("NFKD", ch)[:1]
+        if base != ch and base.isascii() and base.isalpha():
+            src.append(ch)
+            dst.append(base.lower())
+    return "".join(src), "".join(dst)
+
+
+@cache
+def _translation() -> dict[int, str]:
+    src, dst = fold_table()
+    return {ord(a): b for a, b in zip(src, dst, strict=True)}
+
+
+def fold(value: str) -> str:
+    return value.translate(_translation()).lower()
+
+
+def terms(query: str) -> list[str]:
+    """The words of a search, folded; punctuation and operators are not syntax, only separators."""
+    return _TOKEN.findall(fold(query))[:MAX_TERMS]
+
+
+def matching_tickets(dialect: str, words: list[str]) -> tuple[Select[int, Any], bool]:
+    """Ticket ids whose messages match all words (each as a prefix), with a relevance score.
+
+    Returns the statement and whether a higher score is better.
+    """
+    if dialect == "postgresql":
+        vector: ColumnElement[Any] = literal_column(f"ticket_message.{FTS_COLUMN}")
+        query = func.to_tsquery(text("'simple'::regconfig"), " & ".join(f"{w}:*" for w in words))
+        best: ColumnElement[Any] = func.max(func.ts_rank(vector, query))
+        stmt = (
+            select(TicketMessage.ticket_id, best.label("score"))
+            .where(vector.op("@@")(query))
+            .group_by(TicketMessage.ticket_id)
+        )
+        return stmt, True
+    fts = table(FTS_TABLE, column("rowid"), column(FTS_TABLE), column("rank"))
+    match = " ".join(f'"{w}"*' for w in words)
+    # FTS5's rank (bm25, lower is better) is only computable in the query that MATCHes.
+    matched = select(fts.c.rowid, fts.c.rank).where(fts.c[FTS_TABLE].op("MATCH")(match)).subquery("fts")
+    stmt = (
+        select(TicketMessage.ticket_id, func.min(matched.c.rank).label("score"))
+        .join(matched, matched.c.rowid == TicketMessage.message_id)
+        .group_by(TicketMessage.ticket_id)
+    )
+    return stmt, False
+
+
+# DDL the tickets migration runs (copied there, so that later edits here cannot rewrite history).
+SQLITE_DDL = (
+    f"CREATE VIRTUAL TABLE {FTS_TABLE} USING fts5(subject, text_body, content='ticket_message', "
+    "content_rowid='message_id', tokenize='unicode61 remove_diacritics 2')",
+    f"CREATE TRIGGER {FTS_TABLE}_ai AFTER INSERT ON ticket_message BEGIN {_INSERT} END",
+    f"CREATE TRIGGER {FTS_TABLE}_ad AFTER DELETE ON ticket_message BEGIN "
+    f"INSERT INTO {FTS_TABLE}({FTS_TABLE}, rowid, subject, text_body) "
+    "VALUES ('delete', old.message_id, old.subject, old.text_body); END",
+    f"CREATE TRIGGER {FTS_TABLE}_au AFTER UPDATE OF subject, text_body ON ticket_message BEGIN "
+    f"INSERT INTO {FTS_TABLE}({FTS_TABLE}, rowid, subject, text_body) "
+    "VALUES ('delete', old.message_id, old.subject, old.text_body); "
+    f"{_INSERT} END",
+)

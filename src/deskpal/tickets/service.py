@@ -1,0 +1,583 @@
+"""Tickets: queries, lifecycle changes, assignment rules and row visibility."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+import jsonpatch
+from pydantic import ValidationError
+from sqlalchemy import ColumnElement, Select, delete, exists, false, func, or_, select, true
+from sqlalchemy.orm import joinedload, selectinload
+
+from deskpal.channels.models import Channel, ChannelType
+from deskpal.core.context import Actor, Ctx, Role
+from deskpal.core.db import utcnow
+from deskpal.core.errors import Forbidden, NotFound, Unprocessable, ValidationFailed
+from deskpal.core.schemas import PageParams, PageResult
+from deskpal.customers.models import CustomerRep
+from deskpal.customfields.models import EntityType
+from deskpal.customfields.service import validate_custom_fields
+from deskpal.endusers.models import EndUser
+from deskpal.endusers.schemas import EndUserDTO, EndUserWriteDTO
+from deskpal.endusers.service import upsert_end_user
+from deskpal.tickets import search
+from deskpal.tickets.models import Ticket, TicketEndUser, TicketTopic
+from deskpal.tickets.schemas import (
+    WRITE_FIELDS,
+    BulkAction,
+    BulkUpdateRequest,
+    ChatTicketCreateDTO,
+    SortBy,
+    SortOrder,
+    TicketQuery,
+    TicketReadDTO,
+    TicketWriteDTO,
+)
+from deskpal.topics.models import Topic
+
+OPEN, CLOSED = "Open", "Closed"
+AI_ACTIONS = {BulkAction.DETECT_SPAM, BulkAction.DETECT_TOPICS, BulkAction.EXECUTE_ACTIONS}
+
+_SORT_KEYS: dict[SortBy, Any] = {
+    SortBy.TICKET_ID: Ticket.ticket_id,
+    SortBy.DATE_CREATED: Ticket.created_at,
+    SortBy.LAST_MESSAGE_DATE: Ticket.last_message_date,
+    SortBy.STATUS: Ticket.status,
+    SortBy.SUBJECT: Ticket.subject,
+    SortBy.FOLLOW_UP_DATE: Ticket.follow_up_date,
+    SortBy.CLOSE_DATE: Ticket.close_date,
+}
+
+
+# --- visibility ------------------------------------------------------------------------------------
+
+
+def visible(actor: Actor) -> ColumnElement[bool]:
+    """The tickets this actor may see; list, get, update, delete, bulk and assign all use it.
+
+    Admins, the system and viewers see every ticket of the customer (viewers cannot write: their
+    role lacks tickets:write). Agents see tickets assigned to them or to nobody; restricted reps
+    only tickets assigned to them; phone auth only tickets of its own channel.
+    """
+    if actor.is_phone:
+        return Ticket.channel_id == actor.channel_id if actor.channel_id is not None else false()
+    if actor.is_admin or actor.role is Role.VIEWER:
+        return true()
+    if actor.role is Role.AGENT:
+        return or_(Ticket.customer_rep_id == actor.rep_id, Ticket.customer_rep_id.is_(None))
+    if actor.role is Role.RESTRICTED:
+        return Ticket.customer_rep_id == actor.rep_id
+    return false()
+
+
+def _with_details(stmt: Select[Ticket]) -> Select[Ticket]:
+    return stmt.options(
+        joinedload(Ticket.channel),
+        joinedload(Ticket.customer_rep),
+        selectinload(Ticket.end_users),
+        selectinload(Ticket.topics),
+    )
+
+
+def to_dto(ticket: Ticket) -> TicketReadDTO:
+    end_users = [EndUserDTO.model_validate(u) for u in ticket.end_users]
+    return TicketReadDTO(
+        ticket_id=ticket.ticket_id,
+        token=ticket.token,
+        date_created=ticket.created_at,
+        status=ticket.status,
+        subject=ticket.subject,
+        channel_type=ticket.channel_type,
+        channel_id=ticket.channel_id,
+        channel_name=ticket.channel.name if ticket.channel else None,
+        customer_rep_id=ticket.customer_rep_id,
+        customer_rep_name=ticket.customer_rep.name if ticket.customer_rep else None,
+        end_user_id=end_users[0].end_user_id if end_users else None,
+        uid=ticket.uid,
+        escalated=ticket.escalated,
+        is_spam=ticket.is_spam,
+        is_important=ticket.is_important,
+        is_closed=ticket.is_closed,
+        is_processed=ticket.is_processed,
+        is_read=ticket.is_read,
+        close_date=ticket.close_date,
+        end_date=ticket.end_date,
+        follow_up_date=ticket.follow_up_date,
+        last_message_date=ticket.last_message_date,
+        preview=ticket.preview,
+        summary=ticket.summary,
+        twilio_call_sid=ticket.twilio_call_sid,
+        from_number=ticket.from_number,
+        to_number=ticket.to_number,
+        custom_fields_data=dict(ticket.custom_fields_data or {}),
+        ai_feedback_comments=[],
+        end_users=end_users,
+        topics=[t.name for t in ticket.topics],
+        has_recording=ticket.recording_key is not None,
+        last_end_user_message_id=ticket.last_end_user_message_id,
+    )
+
+
+# --- reads -----------------------------------------------------------------------------------------
+
+
+def _filters(ctx: Ctx, q: TicketQuery, now: datetime) -> list[ColumnElement[bool]]:
+    # "Processed": intake is complete (see docs/tickets.md); only processed tickets are listed.
+    where: list[ColumnElement[bool]] = [Ticket.is_processed == true(), visible(ctx.actor)]
+    if q.status:
+        where.append(Ticket.status.in_(q.status))
+    if q.channel_ids:
+        where.append(Ticket.channel_id.in_(q.channel_ids))
+    if q.customer_rep_id is not None:
+        # 0 asks for unassigned tickets, as 0 means "nobody" in bulk assignment.
+        where.append(
+            Ticket.customer_rep_id.is_(None)
+            if q.customer_rep_id == 0
+            else Ticket.customer_rep_id == q.customer_rep_id
+        )
+    if q.channel_type is not None:
+        where.append(Ticket.channel_type == q.channel_type)
+    if q.uid is not None:
+        where.append(Ticket.uid == q.uid)
+    if q.end_user_id is not None:
+        where.append(
+            exists().where(
+                TicketEndUser.ticket_id == Ticket.ticket_id, TicketEndUser.end_user_id == q.end_user_id
+            )
+        )
+    if q.is_spam is not None:
+        where.append(Ticket.is_spam == (true() if q.is_spam else false()))
+    if q.is_closed is not None:
+        where.append(Ticket.is_closed == (true() if q.is_closed else false()))
+    if not q.include_follow_up:
+        where.append(or_(Ticket.follow_up_date.is_(None), Ticket.follow_up_date <= now))
+    return where
+
+
+async def list_tickets(ctx: Ctx, q: TicketQuery, params: PageParams) -> PageResult[Ticket]:
+    where = _filters(ctx, q, utcnow())
+    words = search.terms(q.search) if q.search else []
+    if q.search is not None and q.search.strip() and not words:
+        raise ValidationFailed.field("search", "must contain at least one letter or digit")
+    sort_by = q.sort_by or (SortBy.RELEVANCE if words else SortBy.DATE_CREATED)
+    if sort_by is SortBy.RELEVANCE and not words:
+        raise ValidationFailed.field("sortBy", "relevance needs a search")
+    desc = q.sort_order is SortOrder.DESC
+
+    stmt = select(Ticket).where(*where)
+    count = select(func.count(Ticket.ticket_id)).where(*where)
+    if words:
+        hits_stmt, higher_is_better = search.matching_tickets(ctx.db.get_bind().dialect.name, words)
+        hits = hits_stmt.subquery("hits")
+        stmt = stmt.join(hits, hits.c.ticket_id == Ticket.ticket_id)
+        count = count.join(hits, hits.c.ticket_id == Ticket.ticket_id)
+        if sort_by is SortBy.RELEVANCE:
+            best_first = higher_is_better == desc
+            stmt = stmt.order_by(hits.c.score.desc() if best_first else hits.c.score.asc())
+    if sort_by is not SortBy.RELEVANCE:
+        key = _SORT_KEYS[sort_by]
+        # Ties (and the many NULL dates) break by id in the same direction, matching the index.
+        stmt = stmt.order_by(key.desc() if desc else key.asc())
+    stmt = stmt.order_by(Ticket.ticket_id.desc() if desc else Ticket.ticket_id.asc())
+
+    total = int(await ctx.db.scalar(count) or 0)
+    if total == 0 or params.offset >= total:
+        return PageResult([], total, params)
+    rows = (await ctx.db.scalars(_with_details(stmt.limit(params.page_size).offset(params.offset)))).all()
+    return PageResult(list(rows), total, params)
+
+
+async def get_ticket(ctx: Ctx, ticket_id: int) -> Ticket:
+    """The ticket with its labels and links, if the actor may see it; else NotFound."""
+    stmt = _with_details(select(Ticket).where(Ticket.ticket_id == ticket_id, visible(ctx.actor)))
+    ticket = (await ctx.db.scalars(stmt.execution_options(populate_existing=True))).first()
+    if ticket is None:
+        raise NotFound(f"ticket {ticket_id} not found")
+    return ticket
+
+
+async def find_by_token(ctx: Ctx, token: str) -> Ticket | None:
+    return (await ctx.db.scalars(select(Ticket).where(Ticket.token == token))).first()
+
+
+async def _visible_tickets(ctx: Ctx, ticket_ids: Sequence[int]) -> list[Ticket]:
+    """Every named ticket, or NotFound naming those the actor cannot see: never a silent skip."""
+    wanted = list(dict.fromkeys(ticket_ids))
+    stmt = select(Ticket).where(Ticket.ticket_id.in_(wanted), visible(ctx.actor))
+    found = {t.ticket_id: t for t in (await ctx.db.scalars(stmt)).all()}
+    missing = [i for i in wanted if i not in found]
+    if missing:
+        raise NotFound(f"tickets not found: {', '.join(map(str, missing))}")
+    return [found[i] for i in wanted]
+
+
+# --- writes ----------------------------------------------------------------------------------------
+
+
+async def _check_assignment(ctx: Ctx, current: int | None, requested: int | None) -> None:
+    """Assignment rules by role; an unchanged assignment is always allowed."""
+    if requested == current:
+        return
+    actor = ctx.actor
+    if requested is not None:
+        rep = await ctx.db.get(CustomerRep, requested)
+        if rep is None or not rep.is_active:
+            raise ValidationFailed.field("customerRepID", f"no active representative {requested}")
+    if actor.is_admin or actor.is_phone:
+        return
+    if actor.role is Role.AGENT and requested in (actor.rep_id, None):
+        return
+    if actor.role is Role.RESTRICTED and requested == actor.rep_id:
+        return
+    who = "agents may assign only to themselves or nobody"
+    if actor.role is Role.RESTRICTED:
+        who = "restricted representatives may assign only to themselves"
+    raise Forbidden(who, code="ASSIGNMENT_NOT_ALLOWED")
+
+
+async def _check_channel(ctx: Ctx, channel_id: int | None, current: int | None) -> None:
+    if ctx.actor.is_phone and channel_id != ctx.actor.channel_id:
+        raise Forbidden("phone auth cannot change the ticket's channel", code="CHANNEL_CHANGE_NOT_ALLOWED")
+    if channel_id is not None and channel_id != current and await ctx.db.get(Channel, channel_id) is None:
+        raise ValidationFailed.field("channelID", f"no channel {channel_id}")
+
+
+async def link_end_user(ctx: Ctx, ticket_id: int, end_user_id: int) -> None:
+    """Link an end user to a ticket once (a no-op when linked)."""
+    stmt = select(TicketEndUser).where(
+        TicketEndUser.ticket_id == ticket_id, TicketEndUser.end_user_id == end_user_id
+    )
+    if (await ctx.db.scalars(stmt)).first() is None:
+        ctx.db.add(TicketEndUser(ticket_id=ticket_id, end_user_id=end_user_id))
+        await ctx.db.flush()
+
+
+async def link_uid(ctx: Ctx, ticket: Ticket, *, name: str | None = None, email: str | None = None) -> None:
+    """Link the end user the ticket's uid names, creating them when new."""
+    if not ticket.uid:
+        return
+    try:
+        data = EndUserWriteDTO(uid=ticket.uid, name=name, email=email)
+    except ValidationError:
+        data = EndUserWriteDTO(uid=ticket.uid, name=name)
+    user = await upsert_end_user(ctx, data)
+    await link_end_user(ctx, ticket.ticket_id, user.end_user_id)
+
+
+async def _apply(ctx: Ctx, ticket: Ticket, data: TicketWriteDTO, *, creating: bool) -> None:
+    requested_rep = data.customer_rep_id
+    if creating and ctx.actor.role is Role.RESTRICTED and requested_rep is None:
+        # A restricted rep sees only their own tickets: what they create is theirs.
+        requested_rep = ctx.actor.rep_id
+    await _check_assignment(ctx, None if creating else ticket.customer_rep_id, requested_rep)
+    channel_id = data.channel_id
+    if ctx.actor.is_phone and channel_id is None and creating:
+        channel_id = ctx.actor.channel_id
+    await _check_channel(ctx, channel_id, None if creating else ticket.channel_id)
+    if data.end_user_id is not None and await ctx.db.get(EndUser, data.end_user_id) is None:
+        raise ValidationFailed.field("endUserID", f"no end user {data.end_user_id}")
+    custom = await validate_custom_fields(ctx, EntityType.TICKET, data.custom_fields_data)
+
+    was_closed = ticket.is_closed if not creating else False
+    ticket.status, ticket.subject, ticket.channel_type = data.status, data.subject, data.channel_type
+    ticket.customer_rep_id, ticket.channel_id, ticket.uid = requested_rep, channel_id, data.uid
+    ticket.escalated, ticket.is_spam, ticket.is_important = data.escalated, data.is_spam, data.is_important
+    ticket.is_closed, ticket.is_processed, ticket.is_read = data.is_closed, data.is_processed, data.is_read
+    ticket.close_date, ticket.end_date = data.close_date, data.end_date
+    ticket.follow_up_date, ticket.last_message_date = data.follow_up_date, data.last_message_date
+    ticket.preview, ticket.summary = data.preview, data.summary
+    ticket.twilio_call_sid, ticket.from_number, ticket.to_number = (
+        data.twilio_call_sid,
+        data.from_number,
+        data.to_number,
+    )
+    ticket.custom_fields_data = custom
+    if ticket.is_closed and not was_closed and ticket.close_date is None:
+        ticket.close_date = utcnow()
+    if creating:
+        ctx.db.add(ticket)
+    await ctx.db.flush()
+    if data.end_user_id is not None:
+        await link_end_user(ctx, ticket.ticket_id, data.end_user_id)
+    await link_uid(ctx, ticket)
+
+
+async def create_ticket(ctx: Ctx, data: TicketWriteDTO) -> Ticket:
+    ticket = Ticket()
+    await _apply(ctx, ticket, data, creating=True)
+    return await get_ticket(ctx, ticket.ticket_id)
+
+
+async def replace_ticket(ctx: Ctx, ticket_id: int, data: TicketWriteDTO) -> Ticket:
+    ticket = await get_ticket(ctx, ticket_id)
+    await _apply(ctx, ticket, data, creating=False)
+    return await get_ticket(ctx, ticket_id)
+
+
+def _write_document(ticket: Ticket) -> dict[str, Any]:
+    """The ticket as TicketWriteDTO JSON: what a JSON Patch applies to."""
+    data = TicketWriteDTO.model_construct(
+        status=ticket.status,
+        subject=ticket.subject,
+        channel_type=ticket.channel_type,
+        customer_rep_id=ticket.customer_rep_id,
+        channel_id=ticket.channel_id,
+        end_user_id=None,
+        uid=ticket.uid,
+        escalated=ticket.escalated,
+        is_spam=ticket.is_spam,
+        is_important=ticket.is_important,
+        is_closed=ticket.is_closed,
+        is_processed=ticket.is_processed,
+        is_read=ticket.is_read,
+        close_date=ticket.close_date,
+        end_date=ticket.end_date,
+        follow_up_date=ticket.follow_up_date,
+        last_message_date=ticket.last_message_date,
+        preview=ticket.preview,
+        summary=ticket.summary,
+        twilio_call_sid=ticket.twilio_call_sid,
+        from_number=ticket.from_number,
+        to_number=ticket.to_number,
+        custom_fields_data=dict(ticket.custom_fields_data or {}),
+    )
+    return data.model_dump(mode="json", by_alias=True)
+
+
+async def patch_ticket(ctx: Ctx, ticket_id: int, operations: list[dict[str, Any]]) -> Ticket:
+    """Apply an RFC 6902 patch to the ticket's write fields; any failure changes nothing."""
+    ticket = await get_ticket(ctx, ticket_id)
+    try:
+        patched = jsonpatch.apply_patch(_write_document(ticket), operations)
+    except (jsonpatch.JsonPatchException, jsonpatch.JsonPointerException) as exc:
+        raise ValidationFailed.field("body", f"patch cannot be applied: {exc}") from exc
+    if not isinstance(patched, dict):
+        raise ValidationFailed.field("body", "the patched ticket must be an object")
+    unknown = sorted(set(patched) - WRITE_FIELDS)
+    if unknown:
+        raise ValidationFailed(
+            f"not writable: {', '.join(unknown)}",
+            errors=[{"field": k, "message": "is not a writable ticket field"} for k in unknown],
+        )
+    try:
+        data = TicketWriteDTO.model_validate(patched)
+    except ValidationError as exc:
+        errors = [
+            {"field": ".".join(str(p) for p in e["loc"]) or "body", "message": e["msg"]} for e in exc.errors()
+        ]
+        detail = "; ".join(f"{e['field']}: {e['message']}" for e in errors)
+        raise ValidationFailed(detail, errors=errors) from exc
+    await _apply(ctx, ticket, data, creating=False)
+    return await get_ticket(ctx, ticket_id)
+
+
+async def delete_ticket(ctx: Ctx, ticket_id: int) -> None:
+    """Delete the ticket; its messages and links go with it (foreign-key cascades)."""
+    await get_ticket(ctx, ticket_id)
+    await ctx.db.execute(
+        delete(Ticket).where(Ticket.ticket_id == ticket_id).execution_options(synchronize_session=False)
+    )
+    ctx.db.expunge_all()
+
+
+async def assign_to_me(ctx: Ctx, ticket_id: int, forward_number: str | None) -> Ticket:
+    """Assign to the calling rep; for phone tickets, record where the call is forwarded."""
+    ticket = await get_ticket(ctx, ticket_id)
+    if ctx.actor.rep_id is None:
+        raise Forbidden("only a representative can take a ticket", code="REP_REQUIRED")
+    ticket.customer_rep_id = ctx.actor.rep_id
+    if ticket.channel_type == ChannelType.PHONE.value:
+        number = forward_number
+        if number is None and ticket.channel is not None:
+            number = ticket.channel.settings.get("forwardNumber")
+        if number:
+            # The call itself is forwarded by the phone integration; deskpal records the decision.
+            ticket.forwarded_to_number, ticket.forwarded_at = number, utcnow()
+    await ctx.db.flush()
+    return await get_ticket(ctx, ticket_id)
+
+
+# --- bulk ------------------------------------------------------------------------------------------
+
+
+async def bulk_update(ctx: Ctx, req: BulkUpdateRequest) -> None:
+    """One action on many tickets, all or nothing: one refused ticket refuses the whole request."""
+    if req.action in AI_ACTIONS:
+        raise Unprocessable(f"{req.action} needs the AI features, not yet available", code="AI_NOT_AVAILABLE")
+    if req.action is BulkAction.UPDATE_TOPICS and req.topic_ids is None:
+        raise ValidationFailed.field("topicIds", "is required for updatetopics")
+    tickets = await _visible_tickets(ctx, req.ticket_ids)
+    ids = [t.ticket_id for t in tickets]
+
+    if req.customer_rep_id is not None:
+        requested = req.customer_rep_id or None
+        for ticket in tickets:
+            await _check_assignment(ctx, ticket.customer_rep_id, requested)
+        for ticket in tickets:
+            ticket.customer_rep_id = requested
+
+    now = utcnow()
+    action = req.action
+    for ticket in tickets:
+        if action is BulkAction.INVERT_STATE:
+            _set_closed(ticket, not ticket.is_closed, now)
+        elif action is BulkAction.CLOSE:
+            _set_closed(ticket, True, now)
+        elif action is BulkAction.OPEN:
+            _set_closed(ticket, False, now)
+        elif action in (BulkAction.SPAM, BulkAction.NOT_SPAM):
+            ticket.is_spam = action is BulkAction.SPAM
+        elif action is BulkAction.READ:
+            ticket.is_read = True
+    await ctx.db.flush()
+
+    if action is BulkAction.UPDATE_TOPICS:
+        await _replace_topics(ctx, ids, req.topic_ids or [])
+    elif action in (BulkAction.DELETE, BulkAction.DELETE_CLEANUP):
+        end_user_ids = list(
+            (await ctx.db.scalars(select(TicketEndUser.end_user_id).where(TicketEndUser.ticket_id.in_(ids))))
+            .unique()
+            .all()
+        )
+        await ctx.db.execute(
+            delete(Ticket).where(Ticket.ticket_id.in_(ids)).execution_options(synchronize_session=False)
+        )
+        if action is BulkAction.DELETE_CLEANUP and end_user_ids:
+            # Cleanup: end users left with no ticket at all are removed too (their data goes with them).
+            orphaned = ~exists().where(TicketEndUser.end_user_id == EndUser.end_user_id)
+            await ctx.db.execute(
+                delete(EndUser)
+                .where(EndUser.end_user_id.in_(end_user_ids), orphaned)
+                .execution_options(synchronize_session=False)
+            )
+        ctx.db.expunge_all()
+
+
+def _set_closed(ticket: Ticket, closed: bool, now: datetime) -> None:
+    if closed == ticket.is_closed:
+        return
+    ticket.is_closed = closed
+    ticket.status = CLOSED if closed else OPEN
+    ticket.close_date = now if closed else None
+
+
+async def _replace_topics(ctx: Ctx, ticket_ids: list[int], topic_ids: list[int]) -> None:
+    wanted = list(dict.fromkeys(topic_ids))
+    found = set((await ctx.db.scalars(select(Topic.topic_id).where(Topic.topic_id.in_(wanted)))).all())
+    missing = [t for t in wanted if t not in found]
+    if missing:
+        raise ValidationFailed.field("topicIds", f"no topics {', '.join(map(str, missing))}")
+    await ctx.db.execute(
+        delete(TicketTopic)
+        .where(TicketTopic.ticket_id.in_(ticket_ids))
+        .execution_options(synchronize_session=False)
+    )
+    ctx.db.add_all([TicketTopic(ticket_id=t, topic_id=p) for t in ticket_ids for p in wanted])
+    await ctx.db.flush()
+
+
+# --- history ---------------------------------------------------------------------------------------
+
+HISTORY_LIMIT = 20
+
+
+async def history_summary(ctx: Ctx, ticket_id: int) -> str:
+    """The end user's earlier tickets (same uid), newest first, as plain text."""
+    ticket = await get_ticket(ctx, ticket_id)
+    if not ticket.uid:
+        return "No end-user history: this ticket has no uid."
+    where = (Ticket.uid == ticket.uid, Ticket.ticket_id != ticket.ticket_id, visible(ctx.actor))
+    total = int(await ctx.db.scalar(select(func.count(Ticket.ticket_id)).where(*where)) or 0)
+    if total == 0:
+        return f"No earlier tickets for {ticket.uid}."
+    rows = (
+        await ctx.db.scalars(
+            select(Ticket)
+            .where(*where)
+            .order_by(Ticket.created_at.desc(), Ticket.ticket_id.desc())
+            .limit(HISTORY_LIMIT)
+        )
+    ).all()
+    open_count = int(
+        await ctx.db.scalar(select(func.count(Ticket.ticket_id)).where(*where, Ticket.is_closed == false()))
+        or 0
+    )
+    lines = [
+        f"{total} earlier ticket{'s' if total != 1 else ''} for {ticket.uid} "
+        f"({open_count} open, {total - open_count} closed)"
+        + (f"; the latest {HISTORY_LIMIT}:" if total > HISTORY_LIMIT else ":")
+    ]
+    for row in rows:
+        line = f"- #{row.ticket_id} {row.created_at:%Y-%m-%d} [{row.status}] {row.subject}"
+        if row.preview:
+            line += f" — {row.preview[:120]}"
+        lines.append(line)
+    return "\n".join(lines)
+
+
+# --- recordings ------------------------------------------------------------------------------------
+
+
+async def set_recording(ctx: Ctx, ticket_id: int, *, key: str, content_type: str, size: int) -> str | None:
+    """Point the ticket at a stored recording; returns the key it replaces (to be removed)."""
+    ticket = await get_ticket(ctx, ticket_id)
+    if ticket.channel_type != ChannelType.PHONE.value:
+        raise Unprocessable("only phone tickets have call recordings", code="NOT_A_PHONE_TICKET")
+    old = ticket.recording_key
+    ticket.recording_key, ticket.recording_content_type, ticket.recording_size = key, content_type, size
+    await ctx.db.flush()
+    return old
+
+
+# --- webchat ---------------------------------------------------------------------------------------
+
+
+def hostname_allowed(host: str | None, allowed: Sequence[str]) -> bool:
+    """Exact names match themselves; "*.example.com" matches its subdomains, not example.com."""
+    if not host:
+        return False
+    host = host.lower().rstrip(".")
+    for pattern in allowed:
+        if pattern.startswith("*."):
+            if host.endswith(pattern[1:]):
+                return True
+        elif host == pattern:
+            return True
+    return False
+
+
+async def create_chat_ticket(ctx: Ctx, channel: Channel, data: ChatTicketCreateDTO) -> Ticket:
+    """A new Chat ticket with the visitor's first message, for the anonymous chat widget."""
+    from deskpal.messages.service import add_message  # messages build on tickets, not the reverse
+
+    uid = data.uid or data.email or f"chat-{uuid.uuid4().hex}"
+    ticket = Ticket(
+        status=OPEN,
+        subject=data.subject or subject_from(data.message),
+        channel_type=ChannelType.CHAT.value,
+        channel_id=channel.channel_id,
+        uid=uid,
+        custom_fields_data={},
+    )
+    ctx.db.add(ticket)
+    await ctx.db.flush()
+    await link_uid(ctx, ticket, name=data.name, email=data.email)
+    await add_message(
+        ctx,
+        ticket.ticket_id,
+        message=data.message,
+        subject=data.subject,
+        incoming=True,
+        from_address=data.email,
+        from_name=data.name,
+        uid=uid,
+    )
+    return ticket
+
+
+def subject_from(text: str, limit: int = 80) -> str:
+    flat = " ".join(text.split())
+    return flat if len(flat) <= limit else flat[: limit - 1].rstrip() + "…"
