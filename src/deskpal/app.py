@@ -20,6 +20,7 @@ from deskpal.core import system_jobs  # noqa: F401 - registers deskpal's own job
 from deskpal.core.db import Database
 from deskpal.core.errors import install_error_handlers
 from deskpal.core.jobs import Worker
+from deskpal.openapi import install_openapi
 from deskpal.routes import ROUTERS
 
 log = logging.getLogger("deskpal")
@@ -90,6 +91,7 @@ def create_app(settings: Settings | None = None, *, run_worker: bool | None = No
     app.state.db = db
     app.state.authenticate = make_authenticator(settings, db)
     install_error_handlers(app)
+    install_openapi(app)
 
     @app.middleware("http")
     async def request_id(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:

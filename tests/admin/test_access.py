@@ -182,10 +182,6 @@ class TestOtherTenant:
 
 
 class TestOtherTenantCounts:
-    @pytest.mark.xfail(
-        strict=True,
-        reason="core/schemas.paginate counts through a subquery that core/tenancy's hook does not scope",
-    )
     async def test_total_count_ignores_other_tenants(
         self, client: httpx.AsyncClient, tenant: Tenant, other_tenant: Tenant
     ) -> None:

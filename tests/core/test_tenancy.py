@@ -95,3 +95,20 @@ class TestBoundSession:
         async with transaction(db_of(app), write=False) as db:
             ctx = Ctx.system(db, tenant.customer_id)
             assert (await ctx.db.scalars(select(Topic.name))).all() == ["mine"]
+
+
+class TestSubqueries:
+    async def test_count_over_a_subquery_sees_only_own_rows(
+        self, app: object, tenant: Tenant, other_tenant: Tenant
+    ) -> None:
+        await _add_topic(app, tenant, "mine")
+        await _add_topic(app, other_tenant, "theirs")
+        await _add_topic(app, other_tenant, "theirs too")
+        async with transaction(db_of(app), customer_id=tenant.customer_id, write=False) as db:
+            inner = select(Topic).subquery()
+            assert await db.scalar(select(func.count()).select_from(inner)) == 1
+
+    async def test_subquery_on_tenant_table_without_tenant_raises(self, app: object, tenant: Tenant) -> None:
+        async with transaction(db_of(app), write=False) as db:
+            with pytest.raises(TenantNotBound):
+                await db.scalar(select(func.count()).select_from(select(Topic).subquery()))

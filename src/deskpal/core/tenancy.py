@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
-from sqlalchemy import ForeignKey, event
+from sqlalchemy import ForeignKey, Table, event
 from sqlalchemy.orm import Mapped, ORMExecuteState, Session, mapped_column, with_loader_criteria
+from sqlalchemy.sql import visitors
 
-from deskpal.core.db import IdType
+from deskpal.core.db import Base, IdType
 
 
 class TenantNotBound(RuntimeError):
@@ -34,17 +36,36 @@ class TenantSession(Session):
     """The session class of every session deskpal opens; the hooks below are bound to it."""
 
 
+@functools.cache
+def _tenant_tables() -> frozenset[str]:
+    return frozenset(
+        m.local_table.name  # type: ignore[attr-defined]
+        for m in Base.registry.mappers
+        if _is_tenant_class(m.class_)
+    )
+
+
+def _touches_tenant_table(statement: Any) -> bool:
+    names = _tenant_tables()
+    return any(isinstance(el, Table) and el.name in names for el in visitors.iterate(statement))
+
+
 @event.listens_for(TenantSession, "do_orm_execute")
 def _scope_to_tenant(state: ORMExecuteState) -> None:
     if not (state.is_select or state.is_update or state.is_delete):
         return
     if state.execution_options.get("all_tenants"):
         return
-    if not any(_is_tenant_class(m.class_) for m in state.all_mappers):
-        return
     customer_id = state.session.info.get("customer_id")
     if customer_id is None:
-        raise TenantNotBound("query on a tenant table with no tenant bound")
+        # Rare (sessions before authentication), so the full walk of the statement is affordable.
+        if any(_is_tenant_class(m.class_) for m in state.all_mappers) or _touches_tenant_table(
+            state.statement
+        ):
+            raise TenantNotBound("query on a tenant table with no tenant bound")
+        return
+    # Always applied: the criteria reach tenant entities anywhere in the statement, subqueries
+    # included (a count over a subquery has no tenant entity at its top level).
     state.statement = state.statement.options(
         with_loader_criteria(
             TenantOwned,
