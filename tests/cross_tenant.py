@@ -164,3 +164,27 @@ target(
 )(_ticket)
 target("/api/Tickets/{id}/assign")(_ticket)
 target("/api/Tickets/{id}/history-summary")(_ticket)
+
+
+@target("/api/Tickets/{ticketId}/play")
+async def _recorded_ticket(app: FastAPI, tenant: Tenant) -> dict[str, Any]:
+    from deskpal.tickets import recordings
+    from deskpal.tickets.schemas import TicketWriteDTO
+    from deskpal.tickets.service import create_ticket, set_recording
+
+    async def chunks() -> Any:
+        yield b"RIFF-walk"
+
+    data_dir = app.state.settings.data_dir
+    key, size = await recordings.store(data_dir, tenant.customer_id, chunks())
+
+    async def make(ctx: Ctx) -> int:
+        dto = TicketWriteDTO(status="Open", subject="call", channel_type="Phone")
+        ticket = await create_ticket(ctx, dto)
+        await set_recording(ctx, ticket.ticket_id, key=key, content_type="audio/wav", size=size)
+        return ticket.ticket_id
+
+    return {"ticketId": await in_tenant(app, tenant, make)}
+
+
+target("/api/Tickets/{id}/recording", bodies={"PUT": {"not": "audio"}})(_ticket)

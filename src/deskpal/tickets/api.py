@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
+from pathlib import Path as FilePath
 from typing import Annotated
 from urllib.parse import urlsplit
 
-from fastapi import APIRouter, Body, Depends, Query, Request, Response
+from fastapi import APIRouter, Body, Depends, Path, Query, Request, Response
+from fastapi.responses import FileResponse
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from deskpal.auth.service import find_channel_by_public_token
 from deskpal.channels.models import ChannelType
 from deskpal.core import ratelimit
 from deskpal.core.context import Ctx
-from deskpal.core.errors import Forbidden
+from deskpal.core.errors import DeskpalError, Forbidden, NotFound
 from deskpal.core.permissions import (
     Perm,
     public,
@@ -29,7 +31,7 @@ from deskpal.core.schemas import (
     page_params,
     to_page,
 )
-from deskpal.tickets import service
+from deskpal.tickets import recordings, service
 from deskpal.tickets.schemas import (
     AssignRequest,
     BulkUpdateRequest,
@@ -53,6 +55,10 @@ PhoneCreate = Annotated[Ctx, ticket_create_from_phone()]
 
 CHAT_LIMIT_PER_ADDRESS = 20  # new chat tickets per address a minute
 QueryId = Annotated[int, Query(ge=0, le=MAX_ID)]
+
+
+def data_dir(request: Request) -> FilePath:
+    return FilePath(request.app.state.settings.data_dir)
 
 
 def ticket_query(
@@ -117,9 +123,9 @@ async def create_ticket(ctx: PhoneCreate, body: TicketWriteDTO) -> TicketReadDTO
 
 
 @router.put("/bulk", status_code=204, response_class=Response)
-async def bulk_update(ctx: Write, body: BulkUpdateRequest) -> None:
+async def bulk_update(ctx: Write, request: Request, body: BulkUpdateRequest) -> None:
     """All or nothing: a ticket the caller may not see or change refuses the whole request."""
-    await service.bulk_update(ctx, body)
+    await service.bulk_update(ctx, body, data_dir=data_dir(request))
 
 
 @router.put("/{id}", status_code=204, response_class=Response)
@@ -150,8 +156,8 @@ async def patch_ticket(
 
 
 @router.delete("/{id}", status_code=204, response_class=Response)
-async def delete_ticket(ctx: Write, id: IdPath) -> None:
-    await service.delete_ticket(ctx, id)
+async def delete_ticket(ctx: Write, request: Request, id: IdPath) -> None:
+    await service.delete_ticket(ctx, id, data_dir=data_dir(request))
 
 
 @router.put("/{id}/assign", response_model=TicketReadDTO)
@@ -209,3 +215,43 @@ async def create_chat_ticket(
     ctx = Ctx.system(db, channel.customer_id)
     ticket = await service.create_chat_ticket(ctx, channel, body)
     return ChatTicketCreatedDTO(ticket_id=ticket.ticket_id, token=ticket.token)
+
+
+AUDIO_TYPES = ("audio/",)
+
+
+class UnsupportedMediaType(DeskpalError):
+    status, code, title = 415, "UNSUPPORTED_MEDIA_TYPE", "Unsupported media type"
+
+
+@router.put("/{id}/recording", response_model=TicketReadDTO)
+async def upload_recording(ctx: PhoneWrite, id: IdPath, request: Request) -> TicketReadDTO:
+    """Attach a phone ticket's call recording: the raw audio as the body (audio/*, at most 100 MB)."""
+    await service.get_ticket(ctx, id)  # 404 before a byte is stored
+    content_type = (request.headers.get("content-type") or "").split(";")[0].strip().lower()
+    if not content_type.startswith(AUDIO_TYPES) or len(content_type) > 100:
+        raise UnsupportedMediaType("send the recording as audio/* (e.g. audio/mpeg, audio/wav)")
+    key, size = await recordings.store(data_dir(request), ctx.customer_id, request.stream())
+    ticket = await service.set_recording(
+        ctx, id, key=key, content_type=content_type, size=size, data_dir=data_dir(request)
+    )
+    return service.to_dto(ticket)
+
+
+@router.get(
+    "/{ticketId}/play",
+    response_class=FileResponse,
+    responses={
+        200: {"content": {"audio/mpeg": {}}, "description": "the recording"},
+        206: {"content": {"audio/mpeg": {}}, "description": "the requested byte range"},
+    },
+)
+async def play_recording(
+    ctx: Read, request: Request, ticket_id: Annotated[int, Path(alias="ticketId", ge=1, le=MAX_ID)]
+) -> FileResponse:
+    """Stream the call recording, with Range support; 404 when the ticket has none."""
+    key, content_type = await service.get_recording(ctx, ticket_id)
+    path = recordings.path_of(data_dir(request), ctx.customer_id, key)
+    if not path.is_file():
+        raise NotFound(f"the recording of ticket {ticket_id} is missing from storage")
+    return FileResponse(path, media_type=content_type, filename=f"ticket-{ticket_id}-recording")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Sequence
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 import jsonpatch
@@ -23,6 +24,7 @@ from deskpal.customfields.service import validate_custom_fields
 from deskpal.endusers.models import EndUser
 from deskpal.endusers.schemas import EndUserDTO, EndUserWriteDTO
 from deskpal.endusers.service import upsert_end_user
+from deskpal.tickets import jobs as _jobs  # noqa: F401 - registers the job types enqueued here
 from deskpal.tickets import search
 from deskpal.tickets.models import Ticket, TicketEndUser, TicketTopic
 from deskpal.tickets.schemas import (
@@ -374,9 +376,11 @@ async def patch_ticket(ctx: Ctx, ticket_id: int, operations: list[dict[str, Any]
     return await get_ticket(ctx, ticket_id)
 
 
-async def delete_ticket(ctx: Ctx, ticket_id: int) -> None:
-    """Delete the ticket; its messages and links go with it (foreign-key cascades)."""
-    await get_ticket(ctx, ticket_id)
+async def delete_ticket(ctx: Ctx, ticket_id: int, *, data_dir: Path | None = None) -> None:
+    """Delete the ticket; its messages and links go with it (foreign-key cascades), its
+    recording file after the commit."""
+    ticket = await get_ticket(ctx, ticket_id)
+    await _drop_recordings(ctx, [ticket.recording_key], data_dir)
     await ctx.db.execute(
         delete(Ticket).where(Ticket.ticket_id == ticket_id).execution_options(synchronize_session=False)
     )
@@ -400,10 +404,17 @@ async def assign_to_me(ctx: Ctx, ticket_id: int, forward_number: str | None) -> 
     return await get_ticket(ctx, ticket_id)
 
 
+async def _drop_recordings(ctx: Ctx, keys: Sequence[str | None], data_dir: Path | None) -> None:
+    """Remove these recording files once this transaction commits (by a job in it)."""
+    wanted = [k for k in keys if k]
+    if wanted and data_dir is not None:
+        await ctx.enqueue("tickets.delete_recordings", {"data_dir": str(data_dir), "keys": wanted})
+
+
 # --- bulk ------------------------------------------------------------------------------------------
 
 
-async def bulk_update(ctx: Ctx, req: BulkUpdateRequest) -> None:
+async def bulk_update(ctx: Ctx, req: BulkUpdateRequest, *, data_dir: Path | None = None) -> None:
     """One action on many tickets, all or nothing: one refused ticket refuses the whole request."""
     if req.action in AI_ACTIONS:
         raise Unprocessable(f"{req.action} needs the AI features, not yet available", code="AI_NOT_AVAILABLE")
@@ -437,6 +448,7 @@ async def bulk_update(ctx: Ctx, req: BulkUpdateRequest) -> None:
     if action is BulkAction.UPDATE_TOPICS:
         await _replace_topics(ctx, ids, req.topic_ids or [])
     elif action in (BulkAction.DELETE, BulkAction.DELETE_CLEANUP):
+        await _drop_recordings(ctx, [t.recording_key for t in tickets], data_dir)
         end_user_ids = list(
             (await ctx.db.scalars(select(TicketEndUser.end_user_id).where(TicketEndUser.ticket_id.in_(ids))))
             .unique()
@@ -521,15 +533,25 @@ async def history_summary(ctx: Ctx, ticket_id: int) -> str:
 # --- recordings ------------------------------------------------------------------------------------
 
 
-async def set_recording(ctx: Ctx, ticket_id: int, *, key: str, content_type: str, size: int) -> str | None:
-    """Point the ticket at a stored recording; returns the key it replaces (to be removed)."""
+async def set_recording(
+    ctx: Ctx, ticket_id: int, *, key: str, content_type: str, size: int, data_dir: Path | None = None
+) -> Ticket:
+    """Point the ticket at a stored recording; the file it replaces goes after the commit."""
     ticket = await get_ticket(ctx, ticket_id)
     if ticket.channel_type != ChannelType.PHONE.value:
         raise Unprocessable("only phone tickets have call recordings", code="NOT_A_PHONE_TICKET")
-    old = ticket.recording_key
+    await _drop_recordings(ctx, [ticket.recording_key], data_dir)
     ticket.recording_key, ticket.recording_content_type, ticket.recording_size = key, content_type, size
     await ctx.db.flush()
-    return old
+    return await get_ticket(ctx, ticket_id)
+
+
+async def get_recording(ctx: Ctx, ticket_id: int) -> tuple[str, str]:
+    """The stored recording's key and content type, or NotFound."""
+    ticket = await get_ticket(ctx, ticket_id)
+    if ticket.recording_key is None:
+        raise NotFound(f"ticket {ticket_id} has no recording", code="NO_RECORDING")
+    return ticket.recording_key, ticket.recording_content_type or "application/octet-stream"
 
 
 # --- webchat ---------------------------------------------------------------------------------------
