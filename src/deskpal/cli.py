@@ -295,29 +295,26 @@ def apikeys_create(
     name: Annotated[str, typer.Option(help="A label for the key.")] = "cli",
 ) -> None:
     """Create an API key for a representative; prints apiKeyID and apiKey (shown only this once)."""
+    from deskpal.auth.owners import customer_of_rep
     from deskpal.auth.schemas import ApiKeyCreateDTO
     from deskpal.auth.service import create_api_key
-    from deskpal.customers.models import CustomerRep
 
     with _errors():
         data = ApiKeyCreateDTO(name=name)
 
     async def run(db: Database) -> dict[str, Any]:
-        from sqlalchemy import select
-
         from deskpal.core.errors import NotFound
 
         async with transaction(db) as session:
-            stmt = select(CustomerRep).where(CustomerRep.customer_rep_id == customer_rep_id)
-            rep = (await session.scalars(stmt.execution_options(all_tenants=True))).first()
-            if rep is None:
+            customer_id = await customer_of_rep(session, customer_rep_id)
+            if customer_id is None:
                 raise NotFound(f"customer rep {customer_rep_id} not found")
-            ctx = Ctx.system(session, rep.customer_id)
-            key, secret = await create_api_key(ctx, name=data.name, rep_id=rep.customer_rep_id)
+            ctx = Ctx.system(session, customer_id)
+            key, secret = await create_api_key(ctx, name=data.name, rep_id=customer_rep_id)
             return {
                 "apiKeyID": key.api_key_id,
-                "customerID": rep.customer_id,
-                "customerRepID": rep.customer_rep_id,
+                "customerID": customer_id,
+                "customerRepID": customer_rep_id,
                 "apiKey": secret,
             }
 
@@ -329,19 +326,16 @@ def apikeys_revoke(
     api_key_id: Annotated[int, typer.Argument(help="The apiKeyID to revoke.", min=1, max=MAX_ID)],
 ) -> None:
     """Revoke an API key at once (the row stays, with its revocation time)."""
-    from sqlalchemy import select
-
-    from deskpal.auth.models import ApiKey
+    from deskpal.auth.owners import customer_of_api_key
     from deskpal.auth.service import revoke_api_key
     from deskpal.core.errors import NotFound
 
     async def run(db: Database) -> dict[str, Any]:
         async with transaction(db) as session:
-            stmt = select(ApiKey).where(ApiKey.api_key_id == api_key_id)
-            key = (await session.scalars(stmt.execution_options(all_tenants=True))).first()
-            if key is None:
+            customer_id = await customer_of_api_key(session, api_key_id)
+            if customer_id is None:
                 raise NotFound(f"API key {api_key_id} not found")
-            await revoke_api_key(Ctx.system(session, key.customer_id), api_key_id)
+            await revoke_api_key(Ctx.system(session, customer_id), api_key_id)
             return {"apiKeyID": api_key_id, "revoked": True}
 
     _emit(_with_db(run))

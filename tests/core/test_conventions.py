@@ -187,4 +187,5 @@ async def test_unexpected_error_is_500_problem_without_internals(failing_client:
     r = await failing_client.get("/boom")
     body = assert_problem(r, 500, "INTERNAL_ERROR")
     assert body["requestId"]
+    assert r.headers["x-request-id"] == body["requestId"]
     assert "secret internals" not in r.text

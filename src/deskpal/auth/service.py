@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import logging
 from datetime import datetime, timedelta
 
 from fastapi import Request
 from sqlalchemy import select, update
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from deskpal.auth.models import ApiKey
@@ -32,6 +34,7 @@ from deskpal.customers.models import CustomerRep
 from deskpal.customers.service import get_rep
 
 TOUCH_EVERY = timedelta(minutes=1)
+log = logging.getLogger(__name__)
 
 
 def bearer_token(request: Request) -> str:
@@ -104,17 +107,22 @@ async def _touch(db: AsyncSession, database: Database, key_id: int, now: datetim
         .values(last_used_at=now)
         .execution_options(all_tenants=True, synchronize_session=False)
     )
-    if database.dialect == "sqlite" and not db.in_nested_transaction():
+    if database.dialect == "sqlite":
         conn = await db.connection()
-        if not conn.sync_connection or not conn.sync_connection.get_execution_options().get(
-            "sqlite_immediate"
-        ):
-            # A read transaction that starts writing cannot wait for SQLite's write lock; this
-            # best-effort stamp goes through a short transaction of its own instead.
-            async with transaction(database) as own:
-                await own.execute(stmt)
+        holds_write_lock = bool(
+            conn.sync_connection and conn.sync_connection.get_execution_options().get("sqlite_immediate")
+        )
+        if holds_write_lock:  # a second writer would wait on the lock this request holds
+            await db.execute(stmt)
             return
-    await db.execute(stmt)
+    # Its own short transaction: a row lock held until the request ends would make two requests
+    # that touch each other's keys (deleting each other's reps) deadlock; a read transaction on
+    # SQLite cannot wait for the write lock either. The stamp is best-effort.
+    try:
+        async with transaction(database) as own:
+            await own.execute(stmt)
+    except DBAPIError as exc:
+        log.warning("could not record API key use: %s", exc)
 
 
 async def _by_phone_token(db: AsyncSession, token: str) -> Actor:

@@ -114,6 +114,18 @@ def _field_name(loc: Sequence[Any]) -> str:
     return ".".join(str(p) for p in parts) or str(loc[0] if loc else "body")
 
 
+_TRANSIENT_PGCODES = {"40001", "40P01", "55P03"}  # serialization failure, deadlock, lock not available
+
+
+def is_transient(exc: DBAPIError) -> bool:
+    """A deadlock, serialization failure or busy lock: retrying the whole transaction can succeed."""
+    orig = exc.orig
+    code = getattr(orig, "sqlstate", None) or getattr(orig, "pgcode", None)
+    if code in _TRANSIENT_PGCODES:
+        return True
+    return "database is locked" in str(orig)
+
+
 def request_id(request: Request) -> str:
     rid = getattr(request.state, "request_id", None)
     if rid is None:
@@ -166,16 +178,40 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(DBAPIError)
     async def _dbapi(request: Request, exc: DBAPIError) -> JSONResponse:
+        if is_transient(exc):
+            # Nothing was written (the transaction rolled back); the same request can simply be retried.
+            log.info("transient database conflict on %s: %s", request.url.path, exc.orig)
+            return problem(
+                request,
+                503,
+                "Concurrent update",
+                "the change collided with a concurrent one and was rolled back; retry it",
+                "TRY_AGAIN",
+                headers={"Retry-After": "1"},
+            )
         rid = request_id(request)
         log.exception("database error (request %s)", rid, exc_info=exc)
         return problem(
-            request, 500, "Internal server error", "database error", "INTERNAL_ERROR", requestId=rid
+            request,
+            500,
+            "Internal server error",
+            "database error",
+            "INTERNAL_ERROR",
+            headers={"X-Request-ID": rid},
+            requestId=rid,
         )
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
         rid = request_id(request)
         log.exception("unhandled error (request %s)", rid, exc_info=exc)
+        # This handler runs outside the request-id middleware, so it sets the header itself.
         return problem(
-            request, 500, "Internal server error", "unexpected error", "INTERNAL_ERROR", requestId=rid
+            request,
+            500,
+            "Internal server error",
+            "unexpected error",
+            "INTERNAL_ERROR",
+            headers={"X-Request-ID": rid},
+            requestId=rid,
         )

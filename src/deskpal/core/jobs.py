@@ -202,10 +202,10 @@ class Worker:
                 .execution_options(all_tenants=True, synchronize_session=False)
             )
 
-    async def run_pending(self) -> int:
-        """Run every job due now, batch by batch; return how many ran."""
+    async def run_pending(self, stop: asyncio.Event | None = None) -> int:
+        """Run every job due now, batch by batch, until none is due or `stop` is set."""
         ran = 0
-        while batch := await self.claim():
+        while not (stop and stop.is_set()) and (batch := await self.claim()):
             for row in batch:
                 await self.run_one(row)
             ran += len(batch)
@@ -215,7 +215,7 @@ class Worker:
         log.info("worker %s started", self.name)
         while not stop.is_set():
             try:
-                ran = await self.run_pending()
+                ran = await self.run_pending(stop)
             except Exception:
                 log.exception("worker %s: claiming failed; retrying", self.name)
                 ran = 0

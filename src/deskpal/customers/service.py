@@ -60,11 +60,9 @@ async def find_rep(ctx: Ctx, rep_id: int) -> CustomerRep | None:
 
 
 async def _ensure_email_free(db: AsyncSession, email: str, *, except_id: int | None = None) -> None:
-    # Emails are unique across all customers, so this check must look across tenants.
-    stmt = select(CustomerRep.customer_rep_id).where(CustomerRep.email == email)
-    if except_id is not None:
-        stmt = stmt.where(CustomerRep.customer_rep_id != except_id)
-    if (await db.scalars(stmt.execution_options(all_tenants=True))).first() is not None:
+    from deskpal.auth.owners import email_in_use
+
+    if await email_in_use(db, email, except_rep_id=except_id):
         raise Conflict(f"email {email} is already in use", code="EMAIL_IN_USE")
 
 
@@ -88,6 +86,7 @@ async def _count_active_admins(db: AsyncSession) -> int:
     stmt = (
         select(CustomerRep.customer_rep_id)
         .where(CustomerRep.role == Role.ADMIN.value, CustomerRep.is_active.is_(True))
+        .order_by(CustomerRep.customer_rep_id)  # one lock order for everyone: no deadlock between them
         .with_for_update()
     )
     return len((await db.scalars(stmt)).all())
