@@ -188,3 +188,21 @@ class TestConcurrency:
         stop.set()
         await asyncio.wait_for(task, timeout=5)
         assert (await _job(app, tenant, job_id)).status == JobStatus.DONE
+
+
+class TestHousekeeping:
+    async def test_old_rate_limit_windows_are_swept(self, app: FastAPI) -> None:
+        import time
+
+        from deskpal.core import ratelimit
+
+        await ratelimit.hit(
+            db_of(app), "login:addr:old", limit=5, window_seconds=60, now=time.time() - 3 * 86400
+        )
+        await ratelimit.hit(db_of(app), "login:addr:new", limit=5, window_seconds=60)
+        await Worker(db_of(app)).housekeeping()
+        assert await ratelimit.count(db_of(app), "login:addr:new", window_seconds=60) == 1
+        old = await ratelimit.count(
+            db_of(app), "login:addr:old", window_seconds=60, now=time.time() - 3 * 86400
+        )
+        assert old == 0

@@ -44,3 +44,18 @@ async def test_empty_database_upgrades_and_matches_models(db_url: str, tmp_path:
         await _exercise(PG_ADMIN_URL.rsplit("/", 1)[0] + f"/{name}")
     finally:
         await _pg_drop_database(name)
+
+
+async def test_concurrent_upgrades_of_a_new_database_both_succeed(db_url: str, tmp_path: Path) -> None:
+    if db_url.startswith("sqlite"):
+        import pytest
+
+        pytest.skip("SQLite databases are migrated by the one process that serves them")
+    name = f"deskpal_mig_{uuid.uuid4().hex[:10]}"
+    await _pg_create_database(name)
+    url = PG_ADMIN_URL.rsplit("/", 1)[0] + f"/{name}"
+    try:
+        await asyncio.gather(*(asyncio.to_thread(upgrade, url) for _ in range(3)))
+        await asyncio.to_thread(check, url)
+    finally:
+        await _pg_drop_database(name)

@@ -211,9 +211,25 @@ class Worker:
             ran += len(batch)
         return ran
 
-    async def run_forever(self, stop: asyncio.Event) -> None:
+    async def housekeeping(self) -> None:
+        """Periodic upkeep that no request triggers: old rate-limit windows."""
+        from deskpal.core import ratelimit
+
+        removed = await ratelimit.sweep(self.db)
+        if removed:
+            log.info("worker %s: swept %d old rate-limit windows", self.name, removed)
+
+    async def run_forever(self, stop: asyncio.Event, *, housekeeping_seconds: float = 600) -> None:
         log.info("worker %s started", self.name)
+        next_housekeeping = 0.0
+        loop = asyncio.get_running_loop()
         while not stop.is_set():
+            if loop.time() >= next_housekeeping:
+                next_housekeeping = loop.time() + housekeeping_seconds
+                try:
+                    await self.housekeeping()
+                except Exception:
+                    log.exception("worker %s: housekeeping failed", self.name)
             try:
                 ran = await self.run_pending(stop)
             except Exception:

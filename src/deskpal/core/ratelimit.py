@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 import time
 
-from sqlalchemy import Integer, String
+from sqlalchemy import Integer, String, delete
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Mapped, mapped_column
@@ -57,3 +57,13 @@ async def enforce(db: Database, key: str, *, limit: int, window_seconds: int) ->
     """Count a hit and refuse it with 429 and Retry-After once the window's limit is passed."""
     if await hit(db, key, limit=limit, window_seconds=window_seconds) > limit:
         raise TooManyRequests(retry_after(window_seconds), f"rate limit of {limit} per {window_seconds}s")
+
+
+async def sweep(db: Database, *, keep_seconds: int = 86400, now: float | None = None) -> int:
+    """Forget windows older than `keep_seconds` (every limit's window is far shorter)."""
+    now = time.time() if now is None else now
+    async with transaction(db) as session:
+        result = await session.execute(
+            delete(RateLimitBucket).where(RateLimitBucket.window_start < int(now) - keep_seconds)
+        )
+    return int(getattr(result, "rowcount", 0) or 0)

@@ -5,11 +5,13 @@ from __future__ import annotations
 import asyncio
 
 from alembic import context
-from sqlalchemy import Connection
+from sqlalchemy import Connection, text
 from sqlalchemy.ext.asyncio import create_async_engine
 from sqlalchemy.pool import NullPool
 
 from deskpal.models import Base
+
+MIGRATION_LOCK_KEY = 0x6465736B70616C  # "deskpal"
 
 config = context.config
 target_metadata = Base.metadata
@@ -35,6 +37,10 @@ def _configure(connection: Connection) -> None:
         include_object=_include_object,
     )
     with context.begin_transaction():
+        if connection.dialect.name == "postgresql":
+            # Several hosts starting at once on a new database: one migrates, the others wait for it
+            # and then find the database at head. Held until this transaction ends.
+            connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK_KEY})
         context.run_migrations()
 
 
