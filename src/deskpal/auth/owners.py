@@ -1,0 +1,30 @@
+"""The few lookups that must look across customers: which customer owns an id, and login emails.
+
+Cross-tenant queries live only in core/ and auth/ (a test enforces it), so that they stay few.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from deskpal.auth.models import ApiKey
+from deskpal.customers.models import CustomerRep
+
+
+async def customer_of_rep(db: AsyncSession, rep_id: int) -> int | None:
+    stmt = select(CustomerRep.customer_id).where(CustomerRep.customer_rep_id == rep_id)
+    return (await db.scalars(stmt.execution_options(all_tenants=True))).first()
+
+
+async def customer_of_api_key(db: AsyncSession, key_id: int) -> int | None:
+    stmt = select(ApiKey.customer_id).where(ApiKey.api_key_id == key_id)
+    return (await db.scalars(stmt.execution_options(all_tenants=True))).first()
+
+
+async def email_in_use(db: AsyncSession, email: str, *, except_rep_id: int | None = None) -> bool:
+    """Emails are unique across customers: a login names its account by email alone."""
+    stmt = select(CustomerRep.customer_rep_id).where(CustomerRep.email == email)
+    if except_rep_id is not None:
+        stmt = stmt.where(CustomerRep.customer_rep_id != except_rep_id)
+    return (await db.scalars(stmt.execution_options(all_tenants=True))).first() is not None
