@@ -217,16 +217,32 @@ async def create_chat_ticket(
     return ChatTicketCreatedDTO(ticket_id=ticket.ticket_id, token=ticket.token)
 
 
-AUDIO_TYPES = ("audio/",)
+AUDIO_TYPES = ("audio/", "application/octet-stream")
 
 
 class UnsupportedMediaType(DeskpalError):
     status, code, title = 415, "UNSUPPORTED_MEDIA_TYPE", "Unsupported media type"
 
 
-@router.put("/{id}/recording", response_model=TicketReadDTO)
+@router.put(
+    "/{id}/recording",
+    response_model=TicketReadDTO,
+    responses={
+        415: {
+            "description": "the body is not audio/* (or application/octet-stream)",
+            "content": {"application/problem+json": {"schema": {"type": "object"}}},
+        }
+    },
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "content": {"application/octet-stream": {"schema": {"type": "string", "format": "binary"}}},
+        }
+    },
+)
 async def upload_recording(ctx: PhoneWrite, id: IdPath, request: Request) -> TicketReadDTO:
-    """Attach a phone ticket's call recording: the raw audio as the body (audio/*, at most 100 MB)."""
+    """Attach a phone ticket's call recording: the raw audio as the body (audio/* or
+    application/octet-stream, at most 100 MB); it is played back with the content type sent."""
     await service.get_ticket(ctx, id)  # 404 before a byte is stored
     content_type = (request.headers.get("content-type") or "").split(";")[0].strip().lower()
     if not content_type.startswith(AUDIO_TYPES) or len(content_type) > 100:
