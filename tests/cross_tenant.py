@@ -175,8 +175,7 @@ async def _recorded_ticket(app: FastAPI, tenant: Tenant) -> dict[str, Any]:
     async def chunks() -> Any:
         yield b"RIFF-walk"
 
-    data_dir = app.state.settings.data_dir
-    key, size = await recordings.store(data_dir, tenant.customer_id, chunks())
+    key, size = await recordings.store(app.state.storage, tenant.customer_id, chunks())
 
     async def make(ctx: Ctx) -> int:
         dto = TicketWriteDTO(status="Open", subject="call", channel_type="Phone")
@@ -188,3 +187,44 @@ async def _recorded_ticket(app: FastAPI, tenant: Tenant) -> dict[str, Any]:
 
 
 target("/api/Tickets/{id}/recording", bodies={"PUT": {"not": "audio"}})(_ticket)
+
+
+# --- issue 5: attachments ---------------------------------------------------------------------------
+
+
+async def _attachment_message(app: FastAPI, tenant: Tenant) -> dict[str, Any]:
+    from deskpal.messages.service import add_message
+
+    ticket = await _ticket(app, tenant)
+
+    async def make(ctx: Ctx) -> int:
+        return (await add_message(ctx, ticket["id"], message="walk")).message_id
+
+    return {"id": await in_tenant(app, tenant, make)}
+
+
+target("/api/TicketMessages/{id}/attachments")(_attachment_message)
+
+
+@target("/api/TicketMessages/{id}/attachments/{attachmentId}")
+async def _attachment(app: FastAPI, tenant: Tenant) -> dict[str, Any]:
+    from deskpal.attachments.service import add_attachment
+
+    message = await _attachment_message(app, tenant)
+
+    async def chunks() -> Any:
+        yield b"walk"
+
+    async def make(ctx: Ctx) -> int:
+        row = await add_attachment(
+            ctx,
+            app.state.storage,
+            message["id"],
+            file_name="walk.txt",
+            content_type="text/plain",
+            chunks=chunks(),
+            max_bytes=1000,
+        )
+        return row.ticket_message_attachment_id
+
+    return {"id": message["id"], "attachmentId": await in_tenant(app, tenant, make)}

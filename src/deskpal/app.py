@@ -22,6 +22,7 @@ from deskpal.core.errors import install_error_handlers
 from deskpal.core.jobs import Worker
 from deskpal.openapi import install_openapi
 from deskpal.routes import ROUTERS
+from deskpal.storage import build_storage
 
 log = logging.getLogger("deskpal")
 
@@ -63,6 +64,7 @@ def create_app(settings: Settings | None = None, *, run_worker: bool | None = No
     settings = settings or Settings()
     db = Database(settings.resolved_database_url, pool_size=settings.db_pool_size)
     start_worker = settings.run_worker if run_worker is None else run_worker
+    storage = build_storage(settings)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -89,6 +91,7 @@ def create_app(settings: Settings | None = None, *, run_worker: bool | None = No
     )
     app.state.settings = settings
     app.state.db = db
+    app.state.storage = storage
     app.state.authenticate = make_authenticator(settings, db)
     install_error_handlers(app)
     install_openapi(app)

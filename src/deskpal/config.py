@@ -30,6 +30,18 @@ class Settings(BaseSettings):
     argon2_time_cost: int = Field(default=3, ge=1, description="Argon2 passes per password hash.")
     argon2_memory_kib: int = Field(default=65536, ge=1024, description="Argon2 memory per password hash.")
     login_limit_per_account: int = Field(default=10, ge=1, description="Failed logins per account in 15 min.")
+    storage_url: str | None = Field(
+        default=None,
+        description="Where files live: s3://bucket[/prefix] or file:///path (default: data_dir/files).",
+    )
+    s3_endpoint_url: str | None = Field(
+        default=None, description="S3-compatible endpoint (MinIO, Ceph, R2…); unset: AWS S3."
+    )
+    s3_region: str | None = Field(default=None, description="S3 region; unset: AWS_DEFAULT_REGION.")
+    attachment_max_bytes: int = Field(default=50 * 1024 * 1024, ge=1, description="Largest attachment.")
+    storage_orphan_grace_seconds: int = Field(
+        default=3600, ge=60, description="A blob no row references is removed once older than this."
+    )
 
     @field_validator("database_url")
     @classmethod
@@ -37,6 +49,15 @@ class Settings(BaseSettings):
         # deskpal runs on the async drivers only; a plain postgresql:// would load psycopg2 and fail later.
         if value and not value.startswith(SUPPORTED_URL_PREFIXES):
             raise ValueError(f"must start with one of {', '.join(SUPPORTED_URL_PREFIXES)}")
+        return value or None
+
+    @field_validator("storage_url")
+    @classmethod
+    def _supported_storage(cls, value: str | None) -> str | None:
+        if value and not value.startswith(("s3://", "file://")):
+            raise ValueError("must be s3://bucket[/prefix] or file:///path")
+        if value and value.startswith("s3://") and not value.removeprefix("s3://").split("/")[0]:
+            raise ValueError("must name a bucket: s3://bucket[/prefix]")
         return value or None
 
     @cached_property

@@ -1,5 +1,6 @@
 """Imports every table, so that Base.metadata knows the whole schema (Alembic, tests)."""
 
+from deskpal.attachments.models import TicketMessageAttachment
 from deskpal.auth.models import ApiKey
 from deskpal.channels.models import Channel
 from deskpal.core.db import Base
@@ -25,6 +26,7 @@ __all__ = [
     "Ticket",
     "TicketEndUser",
     "TicketMessage",
+    "TicketMessageAttachment",
     "TicketTopic",
     "Topic",
 ]

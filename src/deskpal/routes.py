@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
+from deskpal.attachments.api import files_router
+from deskpal.attachments.api import router as attachments_router
 from deskpal.auth.api import router as auth_router
 from deskpal.channels.api import router as channels_router
 from deskpal.customers.api import router as reps_router
@@ -22,6 +24,8 @@ ROUTERS: list[APIRouter] = [
     endusers_router,
     jobs_router,
     tickets_router,
+    attachments_router,
+    files_router,
 ]
 
 # (method, path) -> why it needs no credentials. A test fails for any other /api route without `require`.
@@ -30,5 +34,9 @@ PUBLIC_ROUTES: dict[tuple[str, str], str] = {
     ("POST", "/api/Tickets/createchatticket"): (
         "the anonymous chat widget opens a ticket: Chat channel token plus an allowed Origin/Referer "
         "host; rate-limited per address"
+    ),
+    ("GET", "/api/File/{accessToken}"): (
+        "attachment bytes for links in mail and chat (the reference marks it public): the random "
+        "uuid accessToken is the credential; wrong or deleted tokens are 404"
     ),
 }

@@ -61,11 +61,10 @@ class TestRecordings:
     ) -> None:
         monkeypatch.setattr(recordings, "MAX_RECORDING_BYTES", 1000)
         ticket_id = await _phone_ticket(client, tenant)
-        folder = recordings.recordings_dir(app.state.settings.data_dir, tenant.customer_id)  # type: ignore[attr-defined]
-        before = set(folder.iterdir()) if folder.exists() else set()
+        before = await _stored(app, tenant)
         response = await _upload(client, tenant, ticket_id)
         assert response.status_code == 413
-        assert (set(folder.iterdir()) if folder.exists() else set()) == before
+        assert await _stored(app, tenant) == before
         got = await client.get(f"/api/Tickets/{ticket_id}", headers=tenant.headers)
         assert got.json()["hasRecording"] is False
 
@@ -86,7 +85,7 @@ class TestRecordings:
     ) -> None:
         from deskpal.tickets.models import Ticket
 
-        folder = recordings.recordings_dir(app.state.settings.data_dir, tenant.customer_id)  # type: ignore[attr-defined]
+        storage = app.state.storage  # type: ignore[attr-defined]
         ticket_id = await _phone_ticket(client, tenant)
 
         await _upload(client, tenant, ticket_id)
@@ -94,10 +93,17 @@ class TestRecordings:
         await _upload(client, tenant, ticket_id, body=b"second")
         second = await _stored_key(app, tenant, ticket_id, Ticket)
         await run_jobs_until_idle(app)
-        assert first and second and not (folder / first).exists() and (folder / second).exists()
+        assert first and second
+        assert not await storage.exists(first) and await storage.exists(second)
         assert (await client.delete(f"/api/Tickets/{ticket_id}", headers=tenant.headers)).status_code == 204
         await run_jobs_until_idle(app)
-        assert not (folder / second).exists()
+        assert not await storage.exists(second)
+
+
+async def _stored(app: object, tenant: Tenant) -> set[str]:
+    storage = app.state.storage  # type: ignore[attr-defined]
+    prefix = f"{recordings.AREA}/{tenant.customer_id}"
+    return {info.key async for info in storage.list(prefix)}
 
 
 async def _stored_key(app: object, tenant: Tenant, ticket_id: int, model: type) -> str | None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from deskpal.attachments.models import TicketMessageAttachment
 from deskpal.auth.models import ApiKey
 from deskpal.customers.models import CustomerRep
 
@@ -28,3 +29,11 @@ async def email_in_use(db: AsyncSession, email: str, *, except_rep_id: int | Non
     if except_rep_id is not None:
         stmt = stmt.where(CustomerRep.customer_rep_id != except_rep_id)
     return (await db.scalars(stmt.execution_options(all_tenants=True))).first() is not None
+
+
+async def customer_of_attachment_token(db: AsyncSession, access_token: str) -> int | None:
+    """GET /api/File/{accessToken} names no customer: the unguessable token is the credential."""
+    stmt = select(TicketMessageAttachment.customer_id).where(
+        TicketMessageAttachment.access_token == access_token
+    )
+    return (await db.scalars(stmt.execution_options(all_tenants=True))).first()

@@ -2,19 +2,18 @@
 
 from __future__ import annotations
 
-from pathlib import Path as FilePath
 from typing import Annotated
 from urllib.parse import urlsplit
 
 from fastapi import APIRouter, Body, Depends, Path, Query, Request, Response
-from fastapi.responses import FileResponse
+from fastapi.responses import StreamingResponse
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from deskpal.auth.service import find_channel_by_public_token
 from deskpal.channels.models import ChannelType
 from deskpal.core import ratelimit
 from deskpal.core.context import Ctx
-from deskpal.core.errors import DeskpalError, Forbidden, NotFound
+from deskpal.core.errors import DeskpalError, Forbidden
 from deskpal.core.permissions import (
     Perm,
     public,
@@ -31,7 +30,9 @@ from deskpal.core.schemas import (
     page_params,
     to_page,
 )
-from deskpal.tickets import recordings, service
+from deskpal.storage import Storage
+from deskpal.storage.http import blob_response
+from deskpal.tickets import service
 from deskpal.tickets.schemas import (
     AssignRequest,
     BulkUpdateRequest,
@@ -57,8 +58,8 @@ CHAT_LIMIT_PER_ADDRESS = 20  # new chat tickets per address a minute
 QueryId = Annotated[int, Query(ge=0, le=MAX_ID)]
 
 
-def data_dir(request: Request) -> FilePath:
-    return FilePath(request.app.state.settings.data_dir)
+def storage_of(request: Request) -> Storage:
+    return request.app.state.storage  # type: ignore[no-any-return]
 
 
 def ticket_query(
@@ -125,7 +126,7 @@ async def create_ticket(ctx: PhoneCreate, body: TicketWriteDTO) -> TicketReadDTO
 @router.put("/bulk", status_code=204, response_class=Response)
 async def bulk_update(ctx: Write, request: Request, body: BulkUpdateRequest) -> None:
     """All or nothing: a ticket the caller may not see or change refuses the whole request."""
-    await service.bulk_update(ctx, body, data_dir=data_dir(request))
+    await service.bulk_update(ctx, body, storage=storage_of(request))
 
 
 @router.put("/{id}", status_code=204, response_class=Response)
@@ -157,7 +158,7 @@ async def patch_ticket(
 
 @router.delete("/{id}", status_code=204, response_class=Response)
 async def delete_ticket(ctx: Write, request: Request, id: IdPath) -> None:
-    await service.delete_ticket(ctx, id, data_dir=data_dir(request))
+    await service.delete_ticket(ctx, id, storage=storage_of(request))
 
 
 @router.put("/{id}/assign", response_model=TicketReadDTO)
@@ -247,27 +248,34 @@ async def upload_recording(ctx: PhoneWrite, id: IdPath, request: Request) -> Tic
     content_type = (request.headers.get("content-type") or "").split(";")[0].strip().lower()
     if not content_type.startswith(AUDIO_TYPES) or len(content_type) > 100:
         raise UnsupportedMediaType("send the recording as audio/* (e.g. audio/mpeg, audio/wav)")
-    key, size = await recordings.store(data_dir(request), ctx.customer_id, request.stream())
-    ticket = await service.set_recording(
-        ctx, id, key=key, content_type=content_type, size=size, data_dir=data_dir(request)
+    ticket = await service.store_recording(
+        ctx, storage_of(request), id, content_type=content_type, chunks=request.stream()
     )
     return service.to_dto(ticket)
 
 
 @router.get(
     "/{ticketId}/play",
-    response_class=FileResponse,
+    response_class=StreamingResponse,
     responses={
         200: {"content": {"audio/mpeg": {}}, "description": "the recording"},
         206: {"content": {"audio/mpeg": {}}, "description": "the requested byte range"},
+        416: {
+            "description": "the range lies outside the recording",
+            "content": {"application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}},
+        },
     },
 )
 async def play_recording(
     ctx: Read, request: Request, ticket_id: Annotated[int, Path(alias="ticketId", ge=1, le=MAX_ID)]
-) -> FileResponse:
+) -> StreamingResponse:
     """Stream the call recording, with Range support; 404 when the ticket has none."""
-    key, content_type = await service.get_recording(ctx, ticket_id)
-    path = recordings.path_of(data_dir(request), ctx.customer_id, key)
-    if not path.is_file():
-        raise NotFound(f"the recording of ticket {ticket_id} is missing from storage")
-    return FileResponse(path, media_type=content_type, filename=f"ticket-{ticket_id}-recording")
+    key, content_type, size = await service.get_recording(ctx, ticket_id)
+    return await blob_response(
+        request,
+        storage_of(request),
+        key,
+        size=size,
+        content_type=content_type,
+        file_name=f"ticket-{ticket_id}-recording",
+    )

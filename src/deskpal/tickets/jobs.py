@@ -9,7 +9,6 @@ from sqlalchemy import select
 
 from deskpal.core.context import Ctx
 from deskpal.core.jobs import job
-from deskpal.tickets import recordings
 from deskpal.tickets.models import Ticket
 
 
@@ -20,11 +19,12 @@ class DeleteRecordings(BaseModel):
 
 @job("tickets.delete_recordings", payload=DeleteRecordings, max_attempts=5)
 async def delete_recordings(ctx: Ctx, p: DeleteRecordings) -> None:
-    """Remove recording files of deleted or re-recorded tickets (enqueued by the change that
-    dropped them, so it runs only if that change committed)."""
+    """Jobs queued before recordings moved to the storage interface: files under
+    <data dir>/recordings/<customer>/<key>. New deletions are storage.delete_blobs jobs."""
     still_used = set(
         (await ctx.db.scalars(select(Ticket.recording_key).where(Ticket.recording_key.in_(p.keys)))).all()
     )
+    folder = Path(p.data_dir) / "recordings" / str(ctx.customer_id)
     for key in p.keys:
-        if key not in still_used:
-            recordings.path_of(Path(p.data_dir), ctx.customer_id, key).unlink(missing_ok=True)
+        if key not in still_used and key.isalnum():
+            (folder / key).unlink(missing_ok=True)

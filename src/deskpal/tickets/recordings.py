@@ -1,58 +1,32 @@
-"""Call recordings of phone tickets, stored as files under the data dir.
+"""Call recordings of phone tickets, kept in the app's storage (local disk or S3).
 
-A recording is written to its final place before the ticket row points at it ("blob before row"):
-a failed request leaves at most an unreferenced file, never a row without its file. Replaced and
-deleted recordings stay on disk until a sweeper removes files no ticket references (the storage
-work of issue 5 brings that sweeper; `orphaned_files` says which files it may remove).
+A recording is written to storage before the ticket row points at it ("blob before row"): a failed
+request leaves at most an unreferenced blob, which the storage sweeper removes, never a row without
+its bytes. Replaced and deleted recordings are removed by a job written in the same transaction.
 """
 
 from __future__ import annotations
 
-import os
-import uuid
-from collections.abc import AsyncIterator, Iterable
-from pathlib import Path
+from collections.abc import AsyncIterable, Sequence
 
-import anyio
+from sqlalchemy import select
 
-from deskpal.core.errors import PayloadTooLarge
+from deskpal.core.context import Ctx
+from deskpal.storage import Storage
+from deskpal.storage import jobs as blobs
+from deskpal.tickets.models import Ticket
 
+AREA = "recordings"
 MAX_RECORDING_BYTES = 100 * 1024 * 1024
 
 
-def recordings_dir(data_dir: Path, customer_id: int) -> Path:
-    return data_dir / "recordings" / str(customer_id)
+async def store(storage: Storage, customer_id: int, chunks: AsyncIterable[bytes]) -> tuple[str, int]:
+    """Stream a recording to storage; returns its key and size. Over the limit: 413, nothing kept."""
+    blob = await storage.put(blobs.prefix_of(AREA, customer_id), chunks, max_bytes=MAX_RECORDING_BYTES)
+    return blob.key, blob.size
 
 
-def path_of(data_dir: Path, customer_id: int, key: str) -> Path:
-    # Keys are made here (uuid hex), never taken from a request: no path traversal.
-    return recordings_dir(data_dir, customer_id) / key
-
-
-async def store(data_dir: Path, customer_id: int, chunks: AsyncIterator[bytes]) -> tuple[str, int]:
-    """Stream a recording to disk; returns its key and size. Over the limit: 413, nothing kept."""
-    folder = recordings_dir(data_dir, customer_id)
-    folder.mkdir(parents=True, exist_ok=True)
-    key = uuid.uuid4().hex
-    final = folder / key
-    partial = folder / f".{key}.part"
-    size = 0
-    try:
-        async with await anyio.open_file(partial, "wb") as fh:
-            async for chunk in chunks:
-                size += len(chunk)
-                if size > MAX_RECORDING_BYTES:
-                    raise PayloadTooLarge(f"a recording may be at most {MAX_RECORDING_BYTES} bytes")
-                await fh.write(chunk)
-        os.replace(partial, final)
-    finally:
-        partial.unlink(missing_ok=True)
-    return key, size
-
-
-def orphaned_files(data_dir: Path, customer_id: int, referenced: Iterable[str]) -> list[Path]:
-    keep = set(referenced)
-    folder = recordings_dir(data_dir, customer_id)
-    if not folder.exists():
-        return []
-    return [p for p in folder.iterdir() if p.is_file() and not p.name.startswith(".") and p.name not in keep]
+@blobs.area(AREA)
+async def _referenced(ctx: Ctx, keys: Sequence[str]) -> set[str]:
+    stmt = select(Ticket.recording_key).where(Ticket.recording_key.in_(keys))
+    return {k for k in (await ctx.db.scalars(stmt)).all() if k}

@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
+from collections.abc import AsyncIterable, Sequence
 from datetime import datetime
-from pathlib import Path
 from typing import Any
 
 import jsonpatch
@@ -13,6 +12,7 @@ from pydantic import ValidationError
 from sqlalchemy import ColumnElement, Select, delete, exists, false, func, or_, select, true
 from sqlalchemy.orm import joinedload, selectinload
 
+from deskpal.attachments.models import TicketMessageAttachment
 from deskpal.channels.models import Channel, ChannelType
 from deskpal.core.context import Actor, Ctx, Role
 from deskpal.core.db import utcnow
@@ -24,8 +24,11 @@ from deskpal.customfields.service import validate_custom_fields
 from deskpal.endusers.models import EndUser
 from deskpal.endusers.schemas import EndUserDTO, EndUserWriteDTO
 from deskpal.endusers.service import upsert_end_user
+from deskpal.messages.models import TicketMessage
+from deskpal.storage import Storage
+from deskpal.storage import jobs as blobs
 from deskpal.tickets import jobs as _jobs  # noqa: F401 - registers the job types enqueued here
-from deskpal.tickets import search
+from deskpal.tickets import recordings, search
 from deskpal.tickets.models import Ticket, TicketEndUser, TicketTopic
 from deskpal.tickets.schemas import (
     WRITE_FIELDS,
@@ -376,11 +379,11 @@ async def patch_ticket(ctx: Ctx, ticket_id: int, operations: list[dict[str, Any]
     return await get_ticket(ctx, ticket_id)
 
 
-async def delete_ticket(ctx: Ctx, ticket_id: int, *, data_dir: Path | None = None) -> None:
-    """Delete the ticket; its messages and links go with it (foreign-key cascades), its
-    recording file after the commit."""
+async def delete_ticket(ctx: Ctx, ticket_id: int, *, storage: Storage | None = None) -> None:
+    """Delete the ticket; its messages, attachments and links go with it (foreign-key cascades),
+    its recording and attachment bytes after the commit."""
     ticket = await get_ticket(ctx, ticket_id)
-    await _drop_recordings(ctx, [ticket.recording_key], data_dir)
+    await _drop_blobs(ctx, [ticket], storage)
     await ctx.db.execute(
         delete(Ticket).where(Ticket.ticket_id == ticket_id).execution_options(synchronize_session=False)
     )
@@ -404,17 +407,23 @@ async def assign_to_me(ctx: Ctx, ticket_id: int, forward_number: str | None) -> 
     return await get_ticket(ctx, ticket_id)
 
 
-async def _drop_recordings(ctx: Ctx, keys: Sequence[str | None], data_dir: Path | None) -> None:
-    """Remove these recording files once this transaction commits (by a job in it)."""
-    wanted = [k for k in keys if k]
-    if wanted and data_dir is not None:
-        await ctx.enqueue("tickets.delete_recordings", {"data_dir": str(data_dir), "keys": wanted})
+async def _drop_blobs(ctx: Ctx, tickets: Sequence[Ticket], storage: Storage | None) -> None:
+    """Remove the recordings and attachment bytes of these tickets once this transaction commits
+    (by a job in it). Without a storage (service callers that keep no files) the sweeper does it."""
+    if storage is None or not tickets:
+        return
+    attachment_keys = await ctx.db.scalars(
+        select(TicketMessageAttachment.storage_key)
+        .join(TicketMessage, TicketMessage.message_id == TicketMessageAttachment.message_id)
+        .where(TicketMessage.ticket_id.in_([t.ticket_id for t in tickets]))
+    )
+    await blobs.drop_blobs(ctx, storage, [*(t.recording_key for t in tickets), *attachment_keys.all()])
 
 
 # --- bulk ------------------------------------------------------------------------------------------
 
 
-async def bulk_update(ctx: Ctx, req: BulkUpdateRequest, *, data_dir: Path | None = None) -> None:
+async def bulk_update(ctx: Ctx, req: BulkUpdateRequest, *, storage: Storage | None = None) -> None:
     """One action on many tickets, all or nothing: one refused ticket refuses the whole request."""
     if req.action in AI_ACTIONS:
         raise Unprocessable(f"{req.action} needs the AI features, not yet available", code="AI_NOT_AVAILABLE")
@@ -448,7 +457,7 @@ async def bulk_update(ctx: Ctx, req: BulkUpdateRequest, *, data_dir: Path | None
     if action is BulkAction.UPDATE_TOPICS:
         await _replace_topics(ctx, ids, req.topic_ids or [])
     elif action in (BulkAction.DELETE, BulkAction.DELETE_CLEANUP):
-        await _drop_recordings(ctx, [t.recording_key for t in tickets], data_dir)
+        await _drop_blobs(ctx, tickets, storage)
         end_user_ids = list(
             (await ctx.db.scalars(select(TicketEndUser.end_user_id).where(TicketEndUser.ticket_id.in_(ids))))
             .unique()
@@ -533,25 +542,45 @@ async def history_summary(ctx: Ctx, ticket_id: int) -> str:
 # --- recordings ------------------------------------------------------------------------------------
 
 
-async def set_recording(
-    ctx: Ctx, ticket_id: int, *, key: str, content_type: str, size: int, data_dir: Path | None = None
-) -> Ticket:
-    """Point the ticket at a stored recording; the file it replaces goes after the commit."""
+async def check_can_record(ctx: Ctx, ticket_id: int) -> None:
+    """404 for a ticket the actor cannot see, 422 for one that is not a phone ticket."""
     ticket = await get_ticket(ctx, ticket_id)
     if ticket.channel_type != ChannelType.PHONE.value:
         raise Unprocessable("only phone tickets have call recordings", code="NOT_A_PHONE_TICKET")
-    await _drop_recordings(ctx, [ticket.recording_key], data_dir)
+
+
+async def set_recording(
+    ctx: Ctx, ticket_id: int, *, key: str, content_type: str, size: int, storage: Storage | None = None
+) -> Ticket:
+    """Point the ticket at a stored recording; the one it replaces goes after the commit."""
+    await check_can_record(ctx, ticket_id)
+    ticket = await get_ticket(ctx, ticket_id)
+    if storage is not None:
+        if ticket.recording_key:
+            await blobs.drop_blobs(ctx, storage, [ticket.recording_key])
+        await blobs.ensure_sweep(ctx, storage)
     ticket.recording_key, ticket.recording_content_type, ticket.recording_size = key, content_type, size
     await ctx.db.flush()
     return await get_ticket(ctx, ticket_id)
 
 
-async def get_recording(ctx: Ctx, ticket_id: int) -> tuple[str, str]:
-    """The stored recording's key and content type, or NotFound."""
+async def store_recording(
+    ctx: Ctx, storage: Storage, ticket_id: int, *, content_type: str, chunks: AsyncIterable[bytes]
+) -> Ticket:
+    """Stream the audio to storage (checks first, so nothing is stored for a refused ticket), then
+    point the ticket at it."""
+    await check_can_record(ctx, ticket_id)
+    key, size = await recordings.store(storage, ctx.customer_id, chunks)
+    return await set_recording(ctx, ticket_id, key=key, content_type=content_type, size=size, storage=storage)
+
+
+async def get_recording(ctx: Ctx, ticket_id: int) -> tuple[str, str, int]:
+    """The stored recording's key, content type and size, or NotFound."""
     ticket = await get_ticket(ctx, ticket_id)
     if ticket.recording_key is None:
         raise NotFound(f"ticket {ticket_id} has no recording", code="NO_RECORDING")
-    return ticket.recording_key, ticket.recording_content_type or "application/octet-stream"
+    content_type = ticket.recording_content_type or "application/octet-stream"
+    return ticket.recording_key, content_type, ticket.recording_size or 0
 
 
 # --- webchat ---------------------------------------------------------------------------------------

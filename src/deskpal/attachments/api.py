@@ -1,0 +1,126 @@
+"""/api/TicketMessages/{id}/attachments and /api/File/{accessToken}"""
+
+from __future__ import annotations
+
+import uuid
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Path, Request, Response
+from fastapi.responses import StreamingResponse
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from deskpal.attachments import service
+from deskpal.attachments.schemas import TicketMessageAttachmentDTO
+from deskpal.auth.owners import customer_of_attachment_token
+from deskpal.core.context import Ctx
+from deskpal.core.errors import NotFound
+from deskpal.core.permissions import Perm, public, ticket_access
+from deskpal.core.schemas import IdPath
+from deskpal.storage import Storage
+from deskpal.storage.base import too_large
+from deskpal.storage.http import blob_response
+from deskpal.storage.multipart import MAX_OTHER_BYTES, stream_file
+
+router = APIRouter(prefix="/api/TicketMessages", tags=["TicketMessages"])
+files_router = APIRouter(prefix="/api/File", tags=["File"])
+
+Read = Annotated[Ctx, ticket_access()]
+Write = Annotated[Ctx, ticket_access(Perm.TICKETS_WRITE)]
+AttachmentId = Annotated[int, Path(alias="attachmentId", ge=1, le=2**53 - 1)]
+
+_PROBLEM = {"application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}}
+_UPLOAD_BODY: dict[str, Any] = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "multipart/form-data": {
+                "schema": {
+                    "type": "object",
+                    "required": ["file"],
+                    "properties": {"file": {"type": "string", "format": "binary"}},
+                }
+            }
+        },
+    }
+}
+_BYTES = {"*/*": {"schema": {"type": "string", "format": "binary"}}}
+
+
+def storage_of(request: Request) -> Storage:
+    return request.app.state.storage  # type: ignore[no-any-return]
+
+
+@router.get("/{id}/attachments", response_model=list[TicketMessageAttachmentDTO])
+async def list_attachments(ctx: Read, id: IdPath) -> list[TicketMessageAttachmentDTO]:
+    """Attachment metadata of a message; the bytes come from GET /api/File/{accessToken}."""
+    return [service.to_dto(row) for row in await service.list_attachments(ctx, id)]
+
+
+@router.post(
+    "/{id}/attachments",
+    response_model=TicketMessageAttachmentDTO,
+    status_code=201,
+    openapi_extra=_UPLOAD_BODY,
+    responses={415: {"description": "not multipart/form-data", "content": _PROBLEM}},
+)
+async def upload_attachment(ctx: Write, id: IdPath, request: Request) -> TicketMessageAttachmentDTO:
+    """One multipart field named `file`, streamed to storage; larger than the limit (50 MB by
+    default) is refused with 413 while it streams, and nothing is kept."""
+    limit: int = request.app.state.settings.attachment_max_bytes
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > limit + MAX_OTHER_BYTES:
+        raise too_large(limit)  # refused before a byte is read
+    await service.get_message(ctx, id)  # 404 before the body is read
+    upload = await stream_file(request.headers.get("content-type"), request.stream())
+    row = await service.add_attachment(
+        ctx,
+        storage_of(request),
+        id,
+        file_name=upload.file_name,
+        content_type=upload.content_type,
+        chunks=upload.chunks,
+        max_bytes=limit,
+    )
+    return service.to_dto(row)
+
+
+@router.delete("/{id}/attachments/{attachmentId}", status_code=204, response_class=Response)
+async def delete_attachment(ctx: Write, request: Request, id: IdPath, attachment_id: AttachmentId) -> None:
+    """The bytes are removed from storage by a job once the deletion commits."""
+    await service.delete_attachment(ctx, storage_of(request), id, attachment_id)
+
+
+@files_router.get(
+    "/{accessToken}",
+    response_class=StreamingResponse,
+    responses={
+        200: {"description": "the file", "content": _BYTES},
+        206: {"description": "the requested byte range", "content": _BYTES},
+        416: {"description": "the range lies outside the file", "content": _PROBLEM},
+    },
+)
+async def download_file(
+    request: Request,
+    db: Annotated[AsyncSession, public(write=False)],
+    access_token: Annotated[str, Path(alias="accessToken", max_length=64)],
+) -> StreamingResponse:
+    """The bytes of an attachment, with Range support. Public: the unguessable accessToken is the
+    credential. Types that could run script (HTML, SVG, …) are always served as a download."""
+    try:
+        token = str(uuid.UUID(access_token))
+    except ValueError:
+        raise NotFound("no such file") from None  # as the reference's {accessToken:guid} route does
+    customer_id = await customer_of_attachment_token(db, token)
+    if customer_id is None:
+        raise NotFound("no such file")
+    row = await service.find_by_token(Ctx.system(db, customer_id), token)
+    if row is None:
+        raise NotFound("no such file")
+    return await blob_response(
+        request,
+        storage_of(request),
+        row.storage_key,
+        size=row.file_size_bytes,
+        content_type=row.content_type,
+        file_name=row.file_name,
+    )
