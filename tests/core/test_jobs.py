@@ -206,3 +206,26 @@ class TestHousekeeping:
             db_of(app), "login:addr:old", window_seconds=60, now=time.time() - 3 * 86400
         )
         assert old == 0
+
+
+def test_every_declared_job_type_is_registered_for_workers() -> None:
+    """`deskpal worker` and `serve` register every @job in the source, not just the ones they import."""
+    import re
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    import deskpal
+
+    declared = {
+        m.group(1)
+        for path in Path(deskpal.__file__).parent.rglob("*.py")
+        for m in re.finditer(r'@job\(\s*"([^"]+)"', path.read_text())
+    }
+    code = (
+        "from deskpal.job_types import register_all; register_all();"
+        "from deskpal.core.jobs import REGISTRY; print(' '.join(sorted(REGISTRY)))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60)
+    assert declared <= set(out.stdout.split()), declared - set(out.stdout.split())
+    assert "system.noop" in declared
