@@ -16,10 +16,10 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from deskpal import __version__
 from deskpal.auth.service import make_authenticator
 from deskpal.config import Settings
-from deskpal.core import system_jobs  # noqa: F401 - registers deskpal's own job types
 from deskpal.core.db import Database
 from deskpal.core.errors import install_error_handlers
 from deskpal.core.jobs import Worker
+from deskpal.job_types import register_all
 from deskpal.openapi import install_openapi
 from deskpal.routes import ROUTERS
 from deskpal.storage import build_storage
@@ -62,6 +62,7 @@ def _literal_segments(app: FastAPI) -> dict[str, str]:
 
 def create_app(settings: Settings | None = None, *, run_worker: bool | None = None) -> FastAPI:
     settings = settings or Settings()
+    register_all()
     db = Database(settings.resolved_database_url, pool_size=settings.db_pool_size)
     start_worker = settings.run_worker if run_worker is None else run_worker
     storage = build_storage(settings)

@@ -191,14 +191,14 @@ def worker(
     ] = None,
 ) -> None:
     """Run a job worker process (run as many as you like, on any machine reaching the database)."""
-    from deskpal import routes  # noqa: F401 - every domain's job types (tickets, storage, …)
-    from deskpal.core import system_jobs  # noqa: F401 - registers job types
     from deskpal.core.jobs import Worker
+    from deskpal.job_types import register_all
     from deskpal.storage import build_storage
 
     settings = _settings()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     poll_seconds = settings.worker_poll_seconds if poll is None else poll
+    register_all()  # every domain's job types, exactly as `serve` knows them
     build_storage(settings)  # the store jobs name by its locator, configured as `serve` has it
 
     async def run(db: Database) -> None:
