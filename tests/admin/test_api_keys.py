@@ -5,10 +5,13 @@ from __future__ import annotations
 import hashlib
 
 import httpx
+from sqlalchemy import update
 
+from deskpal.auth.models import ApiKey
 from deskpal.core.context import Role
+from deskpal.core.db import transaction
 from tests.admin.helpers import assert_utc, bearer, invalid, problem, raw_rows
-from tests.support import Tenant
+from tests.support import Tenant, db_of, make_tenant
 
 KEY_FIELDS = {"apiKeyID", "customerRepID", "name", "prefix", "dateCreated", "lastUsedAt", "revokedAt"}
 
@@ -133,3 +136,44 @@ class TestRevokeApiKey:
         assert assert_utc(again["revokedAt"]) == revoked_at
         listed = (await client.get("/api/ApiKeys", headers=tenant.headers)).json()
         assert own["apiKeyID"] in [k["apiKeyID"] for k in listed["items"]]
+
+
+class TestKeyActsAsItsRep:
+    async def test_a_key_takes_its_reps_current_role_and_name_on_each_request(
+        self, client: httpx.AsyncClient, tenant: Tenant
+    ) -> None:
+        headers = await tenant.headers_for(Role.AGENT)
+        rep_id = tenant.rep_ids[Role.AGENT]
+        created = await client.post(
+            "/api/Tickets", json={"status": "Open", "subject": "s", "channelType": "Email"}, headers=headers
+        )
+        assert created.status_code == 201, created.text
+        rep = (await client.get(f"/api/CustomerReps/{rep_id}", headers=tenant.headers)).json()
+        body = {"name": "Renamed Agent", "email": rep["email"], "role": "viewer"}
+        assert (
+            await client.put(f"/api/CustomerReps/{rep_id}", json=body, headers=tenant.headers)
+        ).status_code == 200
+        r = await client.post(
+            "/api/Tickets", json={"status": "Open", "subject": "s", "channelType": "Email"}, headers=headers
+        )
+        problem(r, 403, "FORBIDDEN")
+        assert (await client.get("/api/Topics", headers=headers)).status_code == 200
+
+    async def test_a_key_of_another_customers_rep_row_is_refused(
+        self, client: httpx.AsyncClient, app: object, tenant: Tenant
+    ) -> None:
+        # The key and its rep are matched on the customer too: a key row pointing at another
+        # customer's rep (which no API can create) authenticates nobody.
+        other = await make_tenant(app)
+        created = await client.post("/api/ApiKeys", json={"name": "k"}, headers=tenant.headers)
+        key_id = created.json()["apiKeyID"]
+        async with transaction(db_of(app), customer_id=tenant.customer_id) as db:
+            await db.execute(
+                update(ApiKey)
+                .where(ApiKey.api_key_id == key_id)
+                .values(customer_rep_id=other.admin_rep_id)
+                .execution_options(synchronize_session=False)
+            )
+        problem(
+            await client.get("/api/Topics", headers=bearer(created.json()["apiKey"])), 401, "UNAUTHORIZED"
+        )

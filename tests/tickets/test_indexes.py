@@ -54,7 +54,13 @@ async def explain(app: object, statement: str, parameters: Any, *, avoid_sorts: 
             await conn.rollback()
             return "\n".join(r[0] for r in rows)
         rows = (await conn.exec_driver_sql("EXPLAIN QUERY PLAN " + statement, parameters)).all()
-        return "\n".join(str(r[-1]) for r in rows)
+        # Indented by depth, like PostgreSQL's plans, so that a subtree can be told apart.
+        depth: dict[int, int] = {0: -1}
+        lines = []
+        for node, parent, _, detail in rows:
+            depth[node] = depth.get(parent, -1) + 1
+            lines.append("  " * depth[node] + str(detail))
+        return "\n".join(lines)
 
 
 async def plans(
@@ -78,11 +84,28 @@ def assert_indexed(plan: str, dialect: str) -> None:
         assert not re.search(r"\bSCAN ticket_end_user\b", plan), plan
 
 
+def subtree(plan: str, pattern: str) -> str:
+    """The first node matching pattern and the nodes below it (the whole plan if none matches)."""
+    lines = plan.splitlines()
+    for i, line in enumerate(lines):
+        if re.search(pattern, line):
+            indent = len(line) - len(line.lstrip(" ->"))
+            below = [x for x in lines[i + 1 :] if x.strip()]
+            deeper = [len(x) - len(x.lstrip(" ->")) > indent for x in below]
+            end = deeper.index(False) if False in deeper else len(below)
+            return "\n".join([line, *below[:end]])
+    return plan
+
+
 def assert_ordered_by_index(plan: str, dialect: str) -> None:
+    # The page is cut from an index walk; a page's own rows (at most pageSize tickets, times their
+    # few links, joined after the LIMIT) may be sorted again.
     if dialect == "postgresql":
-        assert not re.search(r"^\s*(->\s*)?(Incremental )?Sort\b", plan, re.M), plan
+        paging = subtree(plan, r"\bLimit\b")
+        assert not re.search(r"^\s*(->\s*)?(Incremental )?Sort\b", paging, re.M), plan
     else:
-        assert "TEMP B-TREE FOR ORDER BY" not in plan, plan
+        paging = subtree(plan, r"^\s*(CO-ROUTINE|MATERIALIZE) anon_1\b")
+        assert "TEMP B-TREE FOR ORDER BY" not in paging, plan
 
 
 @pytest.fixture

@@ -10,7 +10,7 @@ from typing import Any
 import jsonpatch
 from pydantic import ValidationError
 from sqlalchemy import ColumnElement, Select, delete, exists, false, func, or_, select, true
-from sqlalchemy.orm import joinedload, selectinload
+from sqlalchemy.orm import joinedload
 
 from deskpal.attachments.models import TicketMessageAttachment
 from deskpal.channels.models import Channel, ChannelType
@@ -79,11 +79,14 @@ def visible(actor: Actor) -> ColumnElement[bool]:
 
 
 def _with_details(stmt: Select[Ticket]) -> Select[Ticket]:
+    # One query for a ticket or a page and everything its DTO shows: a page has few links per
+    # ticket, and with a LIMIT the ORM pages the tickets in a subquery (its plan an index walk)
+    # before joining the labels and links to those rows only.
     return stmt.options(
         joinedload(Ticket.channel),
         joinedload(Ticket.customer_rep),
-        selectinload(Ticket.end_users),
-        selectinload(Ticket.topics),
+        joinedload(Ticket.end_users),
+        joinedload(Ticket.topics),
     )
 
 
@@ -191,14 +194,15 @@ async def list_tickets(ctx: Ctx, q: TicketQuery, params: PageParams) -> PageResu
     total = int(await ctx.db.scalar(count) or 0)
     if total == 0 or params.offset >= total:
         return PageResult([], total, params)
-    rows = (await ctx.db.scalars(_with_details(stmt.limit(params.page_size).offset(params.offset)))).all()
+    page = _with_details(stmt.limit(params.page_size).offset(params.offset))
+    rows = (await ctx.db.scalars(page)).unique().all()
     return PageResult(list(rows), total, params)
 
 
 async def get_ticket(ctx: Ctx, ticket_id: int) -> Ticket:
     """The ticket with its labels and links, if the actor may see it; else NotFound."""
     stmt = _with_details(select(Ticket).where(Ticket.ticket_id == ticket_id, visible(ctx.actor)))
-    ticket = (await ctx.db.scalars(stmt.execution_options(populate_existing=True))).first()
+    ticket = (await ctx.db.scalars(stmt.execution_options(populate_existing=True))).unique().first()
     if ticket is None:
         raise NotFound(f"ticket {ticket_id} not found")
     return ticket
