@@ -425,6 +425,72 @@ class TestSearch:
             assert response.status_code == 200, (query, response.text)
 
 
+class TestSearchCandidates:
+    """A search ranks the newest search.CANDIDATES matching messages of the tickets the other
+    filters select (here made small)."""
+
+    @pytest.fixture(autouse=True)
+    def few_candidates(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        from deskpal.tickets import search
+
+        monkeypatch.setattr(search, "CANDIDATES", 3)
+
+    async def _matching(
+        self, app: object, client: httpx.AsyncClient, tenant: Tenant, n: int, **kw: Any
+    ) -> list[int]:
+        ids = []
+        for _ in range(n):
+            t = await create_ticket(client, tenant.headers, **kw)
+            await add_messages(app, tenant, t["ticketID"], "the router keeps rebooting")
+            ids.append(t["ticketID"])
+        return ids
+
+    async def test_a_broad_search_ranks_and_counts_its_newest_matches(
+        self, app: object, client: httpx.AsyncClient, tenant: Tenant
+    ) -> None:
+        ids = await self._matching(app, client, tenant, 5)
+        response = await client.get("/api/Tickets?search=router&sortBy=ticketID", headers=tenant.headers)
+        assert _ids(response) == ids[:1:-1]
+        assert (response.json()["totalCount"], response.json()["totalPages"]) == (3, 1)
+
+    async def test_pages_of_a_search_are_cut_from_the_ranked_hits(
+        self, app: object, client: httpx.AsyncClient, tenant: Tenant
+    ) -> None:
+        ids = await self._matching(app, client, tenant, 3)
+        pages = [
+            _ids(
+                await client.get(
+                    f"/api/Tickets?search=router&pageSize=2&pageNumber={n}", headers=tenant.headers
+                )
+            )
+            for n in (1, 2, 3)
+        ]
+        # Equal scores tie by id, newest first.
+        assert pages == [ids[:0:-1], ids[:1], []]
+        asc = await client.get("/api/Tickets?search=router&sortOrder=asc&pageSize=2", headers=tenant.headers)
+        assert _ids(asc) == ids[:2]
+
+    async def test_filters_and_visibility_apply_before_the_cut(
+        self, app: object, client: httpx.AsyncClient, tenant: Tenant
+    ) -> None:
+        agent = await tenant.headers_for(Role.AGENT)
+        older = await self._matching(app, client, tenant, 2)  # unassigned: the agent sees them
+        await self._matching(app, client, tenant, 3, customerRepID=tenant.admin_rep_id)
+        response = await client.get("/api/Tickets?search=router", headers=agent)
+        assert sorted(_ids(response)) == older
+        closed = await self._matching(app, client, tenant, 1, isClosed=True)
+        await self._matching(app, client, tenant, 3)
+        response = await client.get("/api/Tickets?search=router&isClosed=true", headers=tenant.headers)
+        assert _ids(response) == closed
+
+    async def test_another_tenants_newer_matches_do_not_crowd_out_ours(
+        self, app: object, client: httpx.AsyncClient, tenant: Tenant, other_tenant: Tenant
+    ) -> None:
+        ours = await self._matching(app, client, tenant, 1)
+        await self._matching(app, client, other_tenant, 4)
+        assert _ids(await client.get("/api/Tickets?search=router", headers=tenant.headers)) == ours
+
+
 class TestMessagesKeepTicketsCurrent:
     async def test_last_message_fields_follow_new_messages(
         self, app: object, client: httpx.AsyncClient, tenant: Tenant

@@ -21,11 +21,14 @@ from sqlalchemy import ColumnElement, Select, func, literal_column, select, text
 from sqlalchemy.sql import column, table
 
 from deskpal.messages.models import TicketMessage
+from deskpal.tickets.models import Ticket
 
 FTS_TABLE = "ticket_message_fts"  # SQLite
 FTS_COLUMN = "search_vector"  # PostgreSQL
 FTS_OBJECT_PREFIXES = (FTS_TABLE, "ix_ticket_message_search_vector")
 MAX_TERMS = 8
+# A search ranks the newest this many matching messages (in the tickets the other filters select).
+CANDIDATES = 500
 _INSERT = (
     f"INSERT INTO {FTS_TABLE}(rowid, subject, text_body) VALUES (new.message_id, new.subject, new.text_body);"
 )
@@ -60,31 +63,51 @@ def terms(query: str) -> list[str]:
     return _TOKEN.findall(fold(query))[:MAX_TERMS]
 
 
-def matching_tickets(dialect: str, words: list[str]) -> tuple[Select[int, Any], bool]:
-    """Ticket ids whose messages match all words (each as a prefix), with a relevance score.
+def matching_tickets(
+    dialect: str, words: list[str], where: list[ColumnElement[bool]], limit: int | None = None
+) -> tuple[Select[Any], bool]:
+    """Ticket ids with a relevance score: the tickets of the newest `limit` messages that match all
+    words (each as a prefix) among the tickets `where` selects, each scored by its best message.
 
-    Returns the statement and whether a higher score is better.
+    Returns the statement (columns ticket_id, score) and whether a higher score is better.
+
+    Ranking every match costs time in proportion to the matches, and two common words match tens
+    of thousands of messages; so the engine walks the matches newest first (FTS5 in rowid order;
+    PostgreSQL by the primary key or a bitmap of the GIN index, whichever its planner prefers),
+    stops after `limit` that pass the ticket filters and scores only those. A search that matches
+    fewer messages than that is exact; a broader one is ranked among its newest matches.
     """
+    limit = CANDIDATES if limit is None else limit
     if dialect == "postgresql":
         vector: ColumnElement[Any] = literal_column(f"ticket_message.{FTS_COLUMN}")
         query = func.to_tsquery(text("'simple'::regconfig"), " & ".join(f"{w}:*" for w in words))
-        best: ColumnElement[Any] = func.max(func.ts_rank(vector, query))
-        stmt = (
-            select(TicketMessage.ticket_id, best.label("score"))
-            .where(vector.op("@@")(query))
-            .group_by(TicketMessage.ticket_id)
+        newest = (
+            select(TicketMessage.ticket_id, vector.label("vector"))
+            .join(Ticket, Ticket.ticket_id == TicketMessage.ticket_id)
+            .where(vector.op("@@")(query), *where)
+            .order_by(TicketMessage.message_id.desc())
+            .limit(limit)
+            .subquery("newest")
         )
-        return stmt, True
-    fts = table(FTS_TABLE, column("rowid"), column(FTS_TABLE), column("rank"))
+        # ts_rank outside the LIMIT: only the candidates are scored.
+        best: ColumnElement[Any] = func.max(func.ts_rank(newest.c.vector, query))
+        return select(newest.c.ticket_id, best.label("score")).group_by(newest.c.ticket_id), True
+    fts = table(FTS_TABLE, column("rowid"), column(FTS_TABLE))
     match = " ".join(f'"{w}"*' for w in words)
-    # FTS5's rank (bm25, lower is better) is only computable in the query that MATCHes.
-    matched = select(fts.c.rowid, fts.c.rank).where(fts.c[FTS_TABLE].op("MATCH")(match)).subquery("fts")
-    stmt = (
-        select(TicketMessage.ticket_id, func.min(matched.c.rank).label("score"))
-        .join(matched, matched.c.rowid == TicketMessage.message_id)
-        .group_by(TicketMessage.ticket_id)
+    # bm25 (lower is better) is computed only for the rows the MATCH query returns.
+    newest = (
+        select(TicketMessage.ticket_id, func.bm25(literal_column(FTS_TABLE)).label("score"))
+        .select_from(fts)
+        .join(TicketMessage, TicketMessage.message_id == fts.c.rowid)
+        .join(Ticket, Ticket.ticket_id == TicketMessage.ticket_id)
+        .where(fts.c[FTS_TABLE].op("MATCH")(match), *where)
+        .order_by(fts.c.rowid.desc())
+        .limit(limit)
+        .subquery("newest")
     )
-    return stmt, False
+    return select(newest.c.ticket_id, func.min(newest.c.score).label("score")).group_by(
+        newest.c.ticket_id
+    ), False
 
 
 # DDL the tickets migration runs (copied there, so that later edits here cannot rewrite history).

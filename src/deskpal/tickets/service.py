@@ -10,7 +10,7 @@ from typing import Any
 import jsonpatch
 from pydantic import ValidationError
 from sqlalchemy import ColumnElement, Select, delete, exists, false, func, or_, select, true
-from sqlalchemy.orm import joinedload
+from sqlalchemy.orm import joinedload, selectinload
 
 from deskpal.attachments.models import TicketMessageAttachment
 from deskpal.channels.models import Channel, ChannelType
@@ -79,14 +79,14 @@ def visible(actor: Actor) -> ColumnElement[bool]:
 
 
 def _with_details(stmt: Select[Ticket]) -> Select[Ticket]:
-    # One query for a ticket or a page and everything its DTO shows: a page has few links per
-    # ticket, and with a LIMIT the ORM pages the tickets in a subquery (its plan an index walk)
-    # before joining the labels and links to those rows only.
+    # The labels in the same query (with a LIMIT the ORM cuts the page in a subquery first, so the
+    # plan stays an index walk); the links in one query each, by primary key: joined, SQLite would
+    # materialise the tenant's whole link table on the right of the LEFT JOIN.
     return stmt.options(
         joinedload(Ticket.channel),
         joinedload(Ticket.customer_rep),
-        joinedload(Ticket.end_users),
-        joinedload(Ticket.topics),
+        selectinload(Ticket.end_users),
+        selectinload(Ticket.topics),
     )
 
 
@@ -176,27 +176,54 @@ async def list_tickets(ctx: Ctx, q: TicketQuery, params: PageParams) -> PageResu
     desc = q.sort_order is SortOrder.DESC
 
     stmt = select(Ticket).where(*where)
-    count = select(func.count(Ticket.ticket_id)).where(*where)
     if words:
-        hits_stmt, higher_is_better = search.matching_tickets(ctx.db.get_bind().dialect.name, words)
-        hits = hits_stmt.subquery("hits")
-        stmt = stmt.join(hits, hits.c.ticket_id == Ticket.ticket_id)
-        count = count.join(hits, hits.c.ticket_id == Ticket.ticket_id)
-        if sort_by is SortBy.RELEVANCE:
-            best_first = higher_is_better == desc
-            stmt = stmt.order_by(hits.c.score.desc() if best_first else hits.c.score.asc())
-    if sort_by is not SortBy.RELEVANCE:
-        key = _SORT_KEYS[sort_by]
-        # Ties (and the many NULL dates) break by id in the same direction, matching the index.
-        stmt = stmt.order_by(key.desc() if desc else key.asc())
-    stmt = stmt.order_by(Ticket.ticket_id.desc() if desc else Ticket.ticket_id.asc())
-
-    total = int(await ctx.db.scalar(count) or 0)
+        return await _search_page(ctx, stmt, where, words, sort_by, desc, params)
+    stmt = stmt.order_by(*_order(sort_by, desc))
+    total = int(await ctx.db.scalar(select(func.count(Ticket.ticket_id)).where(*where)) or 0)
     if total == 0 or params.offset >= total:
         return PageResult([], total, params)
     page = _with_details(stmt.limit(params.page_size).offset(params.offset))
     rows = (await ctx.db.scalars(page)).unique().all()
     return PageResult(list(rows), total, params)
+
+
+def _order(sort_by: SortBy, desc: bool) -> list[Any]:
+    key = _SORT_KEYS[sort_by]
+    # Ties (and the many NULL dates) break by id in the same direction, matching the index.
+    return [key.desc() if desc else key.asc(), Ticket.ticket_id.desc() if desc else Ticket.ticket_id.asc()]
+
+
+async def _search_page(
+    ctx: Ctx,
+    stmt: Select[Ticket],
+    where: list[ColumnElement[bool]],
+    words: list[str],
+    sort_by: SortBy,
+    desc: bool,
+    params: PageParams,
+) -> PageResult[Ticket]:
+    # The full-text engine returns a bounded set of matching tickets (search.CANDIDATES messages'
+    # worth) with their scores, already filtered: read once, it gives the count and the page.
+    hits_stmt, higher_is_better = search.matching_tickets(ctx.db.get_bind().dialect.name, words, where)
+    hits = [(int(row[0]), row[1]) for row in await ctx.db.execute(hits_stmt)]
+    total = len(hits)
+    if total == 0 or params.offset >= total:
+        return PageResult([], total, params)
+    end = params.offset + params.page_size
+    if sort_by is SortBy.RELEVANCE:
+        ranked = sorted(hits, key=lambda h: h[0], reverse=desc)  # ties by id, in the same direction
+        ranked.sort(key=lambda h: h[1], reverse=higher_is_better == desc)
+        ids = [ticket_id for ticket_id, _ in ranked[params.offset : end]]
+        page = _with_details(stmt.where(Ticket.ticket_id.in_(ids)))
+        found = {t.ticket_id: t for t in (await ctx.db.scalars(page)).unique()}
+        return PageResult([found[i] for i in ids if i in found], total, params)
+    page = _with_details(
+        stmt.where(Ticket.ticket_id.in_([ticket_id for ticket_id, _ in hits]))
+        .order_by(*_order(sort_by, desc))
+        .limit(params.page_size)
+        .offset(params.offset)
+    )
+    return PageResult(list((await ctx.db.scalars(page)).unique().all()), total, params)
 
 
 async def get_ticket(ctx: Ctx, ticket_id: int) -> Ticket:
