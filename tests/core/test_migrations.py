@@ -46,16 +46,30 @@ async def test_empty_database_upgrades_and_matches_models(db_url: str, tmp_path:
         await _pg_drop_database(name)
 
 
-async def test_concurrent_upgrades_of_a_new_database_both_succeed(db_url: str, tmp_path: Path) -> None:
+async def test_concurrent_upgrades_of_a_new_database_all_succeed(db_url: str, tmp_path: Path) -> None:
+    """Hosts starting together on a new PostgreSQL database: separate processes, one migrates."""
     if db_url.startswith("sqlite"):
         import pytest
 
         pytest.skip("SQLite databases are migrated by the one process that serves them")
+    import os
+    import sys
+    from asyncio.subprocess import PIPE
+
     name = f"deskpal_mig_{uuid.uuid4().hex[:10]}"
     await _pg_create_database(name)
     url = PG_ADMIN_URL.rsplit("/", 1)[0] + f"/{name}"
+    env = {**os.environ, "DESKPAL_DATABASE_URL": url, "DESKPAL_DATA_DIR": str(tmp_path)}
     try:
-        await asyncio.gather(*(asyncio.to_thread(upgrade, url) for _ in range(3)))
+        # Alembic keeps its context in module globals, so concurrency needs processes, not threads.
+        procs = [
+            await asyncio.create_subprocess_exec(
+                sys.executable, "-m", "deskpal", "migrate", env=env, stdout=PIPE, stderr=PIPE
+            )
+            for _ in range(3)
+        ]
+        results = await asyncio.wait_for(asyncio.gather(*(p.communicate() for p in procs)), timeout=120)
+        assert [p.returncode for p in procs] == [0, 0, 0], results
         await asyncio.to_thread(check, url)
     finally:
         await _pg_drop_database(name)
