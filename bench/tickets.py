@@ -42,10 +42,11 @@ from urllib.parse import quote
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "bench"))
 
-from supporttext import SupportText  # noqa: E402
+from supporttext import FIRST_NAMES, TOPICS, SupportText  # noqa: E402
 
 PY = sys.executable
 PG_ADMIN = os.environ.get("DESKPAL_TEST_PG_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/test")
+TABLES = ["topic", "end_user", "ticket", "ticket_message", "ticket_end_user", "ticket_topic"]
 STATUSES = [("Open", 0.35), ("Pending", 0.15), ("Waiting", 0.1), ("Closed", 0.4)]
 CHANNEL_TYPES = [("Email", 0.6), ("Chat", 0.3), ("Phone", 0.1)]
 CLIENTS = 32
@@ -61,20 +62,41 @@ def weighted(rng: random.Random, choices: list[tuple[str, float]]) -> str:
 
 
 def generate(n_tickets: int, n_messages: int, admin_rep_id: int, customer_id: int) -> Iterator[Any]:
-    """(ticket row, [message rows]) per ticket; ids are assigned here, from 1."""
+    """Rows per ticket, by table (ids assigned here, from 1), and its conversation. End users (a uid
+    for every three tickets on average) come before the first ticket that names them; the topics
+    are the conversation kinds, before everything."""
     gen = SupportText(seed=4)
     rng = random.Random(5)
     now = datetime.now(UTC).replace(microsecond=0)
     span = timedelta(days=730)
     base, extra = divmod(n_messages, n_tickets)
     message_id = 0
+    topic_ids = {name: i + 1 for i, name in enumerate(TOPICS)}
+    yield (
+        {
+            "topic": [
+                {"topic_id": i, "customer_id": customer_id, "name": name.capitalize()}
+                for name, i in topic_ids.items()
+            ]
+        },
+        None,
+    )
+    users: set[int] = set()
     for i in range(n_tickets):
         ticket_id = i + 1
         n = base + (1 if i < extra else 0)
         conv = gen.conversation(max(n, 1))
         created = now - span + span * (i / n_tickets) + timedelta(seconds=rng.randint(0, 600))
         status = weighted(rng, STATUSES)
-        uid = f"user{rng.randint(1, n_tickets // 3 + 1)}@example.com"
+        user = rng.randint(1, n_tickets // 3 + 1)
+        uid = f"user{user}@example.com"
+        end_users = []
+        if user not in users:
+            users.add(user)
+            name = f"{rng.choice(FIRST_NAMES)} {rng.choice(FIRST_NAMES)}son"
+            end_users.append(
+                {"end_user_id": user, "customer_id": customer_id, "uid": uid, "name": name, "email": uid}
+            )
         messages = []
         last_user_id = None
         t = created
@@ -121,7 +143,20 @@ def generate(n_tickets: int, n_messages: int, admin_rep_id: int, customer_id: in
             "last_end_user_message_id": last_user_id,
             "preview": messages[-1]["text_body"][:200] if messages else None,
         }
-        yield ticket, messages, conv
+        yield (
+            {
+                "end_user": end_users,
+                "ticket": [ticket],
+                "ticket_message": messages,
+                "ticket_end_user": [
+                    {"ticket_id": ticket_id, "end_user_id": user, "customer_id": customer_id}
+                ],
+                "ticket_topic": [
+                    {"ticket_id": ticket_id, "topic_id": topic_ids[conv.topic], "customer_id": customer_id}
+                ],
+            },
+            conv,
+        )
 
 
 async def create_tenant(url: str) -> dict[str, Any]:
@@ -195,47 +230,32 @@ def _pg_value(v: Any) -> Any:
 
 
 def seed_sqlite(path: Path, n_tickets: int, n_messages: int, tenant: dict[str, Any]) -> list[str]:
-    """Plain executemany in one transaction; the full-text table is built once after the load
-    ('rebuild') and its triggers restored, instead of being fed row by row by the triggers."""
+    """Plain executemany in one transaction with the tables' indexes and triggers dropped; then the
+    very same index definitions (sqlite_master.sql) recreated, the full-text table built in one pass
+    ('rebuild') and its triggers restored."""
     con = sqlite3.connect(path, isolation_level=None)
     con.execute("PRAGMA synchronous=OFF")
     con.execute("PRAGMA cache_size=-500000")
+    names = ", ".join(f"'{t}'" for t in TABLES)
     saved = con.execute(
-        "SELECT type, name, sql FROM sqlite_master WHERE tbl_name IN ('ticket', 'ticket_message') "
+        f"SELECT type, name, sql FROM sqlite_master WHERE tbl_name IN ({names}) "
         "AND type IN ('trigger', 'index') AND sql IS NOT NULL"
     ).fetchall()
     con.execute("BEGIN")
     for kind, name, _ in saved:
         con.execute(f'DROP {kind.upper()} "{name}"')
-    plans = {
-        t: column_plan(t, [r[1] for r in con.execute(f"PRAGMA table_info({t})")])
-        for t in ("ticket", "ticket_message")
-    }
+    plans = {t: column_plan(t, [r[1] for r in con.execute(f"PRAGMA table_info({t})")]) for t in TABLES}
     insert = {
-        t: f"INSERT INTO {t} ({', '.join(names)}) VALUES ({', '.join('?' * len(names))})"
-        for t, (names, _) in plans.items()
+        t: f"INSERT INTO {t} ({', '.join(cols)}) VALUES ({', '.join('?' * len(cols))})"
+        for t, (cols, _) in plans.items()
     }
-    queries: list[str] = []
-    tickets: list[dict[str, Any]] = []
-    messages: list[dict[str, Any]] = []
 
-    def flush() -> None:
-        con.executemany(insert["ticket"], rows_for(*plans["ticket"], tickets, _sqlite_value))
-        con.executemany(insert["ticket_message"], rows_for(*plans["ticket_message"], messages, _sqlite_value))
-        tickets.clear()
-        messages.clear()
+    def load(batch: dict[str, list[dict[str, Any]]]) -> None:
+        for t in TABLES:
+            if batch.get(t):
+                con.executemany(insert[t], rows_for(*plans[t], batch[t], _sqlite_value))
 
-    gen = SupportText(seed=9)
-    for ticket, msgs, _ in generate(n_tickets, n_messages, tenant["rep_id"], tenant["customer_id"]):
-        tickets.append(ticket)
-        messages.extend(msgs)
-        if len(queries) < 400 and ticket["ticket_id"] % 97 == 0 and msgs:
-            q = gen.query(msgs[0]["text_body"])
-            if q:
-                queries.append(q)
-        if len(tickets) >= 5000:
-            flush()
-    flush()
+    queries = _load_all(n_tickets, n_messages, tenant, load)
     for kind, _, sql in saved:
         if kind == "index":
             con.execute(sql)
@@ -250,55 +270,84 @@ def seed_sqlite(path: Path, n_tickets: int, n_messages: int, tenant: dict[str, A
     return queries
 
 
+def _load_all(n_tickets: int, n_messages: int, tenant: dict[str, Any], load: Any) -> list[str]:
+    """Generate and hand batches of rows to load(); returns 2-word searches taken from the text."""
+    queries: list[str] = []
+    batch: dict[str, list[dict[str, Any]]] = {t: [] for t in TABLES}
+    gen = SupportText(seed=9)
+    rows_of = generate(n_tickets, n_messages, tenant["rep_id"], tenant["customer_id"])
+    for count, (rows, _) in enumerate(rows_of):
+        for t, r in rows.items():
+            batch[t].extend(r)
+        msgs = rows.get("ticket_message")
+        if len(queries) < 400 and count % 97 == 0 and msgs:
+            q = gen.query(msgs[0]["text_body"])
+            if q:
+                queries.append(q)
+        if len(batch["ticket"]) >= 5000:
+            load(batch)
+            batch = {t: [] for t in TABLES}
+    load(batch)
+    return queries
+
+
 async def seed_postgresql(url: str, n_tickets: int, n_messages: int, tenant: dict[str, Any]) -> list[str]:
-    """COPY in batches with the two tables' secondary indexes dropped, then the very same index
-    definitions (pg_indexes.indexdef, the GIN one included) recreated in one pass each."""
+    """COPY with the tables' secondary indexes dropped, then the very same definitions
+    (pg_indexes.indexdef, the GIN one included) recreated; the generated tsvector column is computed
+    by the database as rows arrive. Generation (Python) and COPY (the server) overlap: the COPY
+    of one batch runs in the background while the next is generated."""
     import asyncpg
 
     dsn = url.replace("postgresql+asyncpg://", "postgresql://")
     con = await asyncpg.connect(dsn)
     await con.execute("SET maintenance_work_mem = '1GB'")
     saved = await con.fetch(
-        "SELECT i.indexname, i.indexdef FROM pg_indexes i WHERE i.tablename IN ('ticket', 'ticket_message') "
-        "AND NOT EXISTS (SELECT 1 FROM pg_constraint c WHERE c.conname = i.indexname)"
+        "SELECT i.indexname, i.indexdef FROM pg_indexes i WHERE i.tablename = ANY($1::text[]) "
+        "AND NOT EXISTS (SELECT 1 FROM pg_constraint c WHERE c.conname = i.indexname)",
+        TABLES,
     )
     for r in saved:
         await con.execute(f'DROP INDEX "{r["indexname"]}"')
     plans = {}
-    for t in ("ticket", "ticket_message"):
+    for t in TABLES:
         cols = await con.fetch(
             "SELECT column_name FROM information_schema.columns WHERE table_name = $1 "
             "AND is_generated = 'NEVER' ORDER BY ordinal_position",
             t,
         )
         plans[t] = column_plan(t, [c["column_name"] for c in cols])
-    queries: list[str] = []
-    tickets: list[dict[str, Any]] = []
-    messages: list[dict[str, Any]] = []
+    # Foreign keys are checked row by row during COPY: off for the load (session_replication_role),
+    # the ids are consistent by construction.
+    await con.execute("SET session_replication_role = replica")
+    loop = asyncio.get_running_loop()
+    pending: list[asyncio.Future[Any]] = []
 
-    async def flush() -> None:
-        for t, rows in (("ticket", tickets), ("ticket_message", messages)):
-            names, defaults = plans[t]
-            await con.copy_records_to_table(
-                t, records=rows_for(names, defaults, rows, _pg_value), columns=names
-            )
-        tickets.clear()
-        messages.clear()
+    async def copy(batch: dict[str, list[dict[str, Any]]]) -> None:
+        for t in TABLES:
+            if batch.get(t):
+                cols, defaults = plans[t]
+                await con.copy_records_to_table(
+                    t, records=rows_for(cols, defaults, batch[t], _pg_value), columns=cols
+                )
 
-    gen = SupportText(seed=9)
-    for ticket, msgs, _ in generate(n_tickets, n_messages, tenant["rep_id"], tenant["customer_id"]):
-        tickets.append(ticket)
-        messages.extend(msgs)
-        if len(queries) < 400 and ticket["ticket_id"] % 97 == 0 and msgs:
-            q = gen.query(msgs[0]["text_body"])
-            if q:
-                queries.append(q)
-        if len(tickets) >= 5000:
-            await flush()
-    await flush()
+    def load(batch: dict[str, list[dict[str, Any]]]) -> None:
+        # Runs in the generating thread: wait for the previous COPY, start this one.
+        for f in pending:
+            f.result()
+        pending[:] = [asyncio.run_coroutine_threadsafe(copy(batch), loop)]
+
+    queries = await asyncio.to_thread(_load_all, n_tickets, n_messages, tenant, load)
+    for f in pending:
+        await asyncio.wrap_future(f)
+    await con.execute("SET session_replication_role = DEFAULT")
     for r in saved:
         await con.execute(r["indexdef"])
-    for t, col in (("ticket", "ticket_id"), ("ticket_message", "message_id")):
+    for t, col in (
+        ("ticket", "ticket_id"),
+        ("ticket_message", "message_id"),
+        ("end_user", "end_user_id"),
+        ("topic", "topic_id"),
+    ):
         seq = f"pg_get_serial_sequence('{t}', '{col}')"
         await con.execute(f"SELECT setval({seq}, (SELECT max({col}) FROM {t}))")
     await con.execute("VACUUM ANALYZE")
@@ -530,7 +579,7 @@ def measure(
         out = py_spy / f"{label}.txt"
         spy = subprocess.Popen(
             [
-                "py-spy",
+                shutil.which("py-spy") or str(Path(PY).parent / "py-spy"),
                 "record",
                 "--pid",
                 str(pid),

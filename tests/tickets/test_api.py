@@ -274,6 +274,31 @@ class TestListFilters:
         both = await client.get("/api/Tickets?includeFollowUp=true", headers=tenant.headers)
         assert sorted(_ids(both)) == sorted([later["ticketID"], due["ticketID"]])
 
+    async def test_total_count_leaves_out_future_follow_ups_under_every_filter(
+        self, client: httpx.AsyncClient, tenant: Tenant
+    ) -> None:
+        # The count is "all minus those with a future follow-up": check it against the items.
+        agent = await tenant.headers_for(Role.AGENT)
+        future = (datetime.now(UTC) + timedelta(days=2)).isoformat()
+        past = (datetime.now(UTC) - timedelta(days=2)).isoformat()
+        for status in ("Open", "Pending"):
+            for follow_up in (None, past, future):
+                for rep in (None, tenant.admin_rep_id):
+                    await create_ticket(
+                        client, tenant.headers, status=status, followUpDate=follow_up, customerRepID=rep
+                    )
+        await create_ticket(client, tenant.headers, followUpDate=future, isProcessed=False)
+        for headers, query, expected in [
+            (tenant.headers, {}, 8),
+            (tenant.headers, {"status": "Open"}, 4),
+            (tenant.headers, {"status": "Open", "includeFollowUp": "true"}, 6),
+            (agent, {"status": "Pending"}, 2),
+            (agent, {"includeFollowUp": "true"}, 6),
+        ]:
+            response = await client.get("/api/Tickets", params={**query, "pageSize": 100}, headers=headers)
+            body = response.json()
+            assert (body["totalCount"], len(body["items"])) == (expected, expected), query
+
     async def test_unprocessed_tickets_are_not_listed_but_readable(
         self, client: httpx.AsyncClient, tenant: Tenant
     ) -> None:

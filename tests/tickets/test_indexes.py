@@ -108,7 +108,7 @@ def assert_ordered_by_index(plan: str, dialect: str) -> None:
         paging = subtree(plan, r"\bLimit\b")
         assert not re.search(r"^\s*(->\s*)?(Incremental )?Sort\b", paging, re.M), plan
     else:
-        paging = subtree(plan, r"^\s*(CO-ROUTINE|MATERIALIZE) anon_1\b")
+        paging = subtree(plan, r"^\s*(CO-ROUTINE|MATERIALIZE) (anon_1|page)\b")
         assert "TEMP B-TREE FOR ORDER BY" not in paging, plan
 
 

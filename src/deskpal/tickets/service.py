@@ -10,7 +10,7 @@ from typing import Any
 import jsonpatch
 from pydantic import ValidationError
 from sqlalchemy import ColumnElement, Select, delete, exists, false, func, or_, select, true
-from sqlalchemy.orm import joinedload, selectinload
+from sqlalchemy.orm import aliased, joinedload, selectinload
 
 from deskpal.attachments.models import TicketMessageAttachment
 from deskpal.channels.models import Channel, ChannelType
@@ -78,16 +78,26 @@ def visible(actor: Actor) -> ColumnElement[bool]:
     return false()
 
 
-def _with_details(stmt: Select[Ticket]) -> Select[Ticket]:
-    # The labels in the same query (with a LIMIT the ORM cuts the page in a subquery first, so the
-    # plan stays an index walk); the links in one query each, by primary key: joined, SQLite would
-    # materialise the tenant's whole link table on the right of the LEFT JOIN.
+def _with_details(stmt: Select[Ticket], row: Any = Ticket) -> Select[Ticket]:
+    # The labels in the same query; the links in one query each, by primary key (joined, SQLite
+    # would materialise the tenant's whole link table on the right of the LEFT JOIN).
     return stmt.options(
-        joinedload(Ticket.channel),
-        joinedload(Ticket.customer_rep),
-        selectinload(Ticket.end_users),
-        selectinload(Ticket.topics),
+        joinedload(row.channel),
+        joinedload(row.customer_rep),
+        selectinload(row.end_users),
+        selectinload(row.topics),
     )
+
+
+def _paged(stmt: Select[Ticket], sort_by: SortBy, desc: bool, params: PageParams) -> Select[Ticket]:
+    """One page of `stmt` in the given order, with its details.
+
+    The page is cut in a subquery and only its rows are joined to their labels: with the joins in
+    the same SELECT, SQLite's planner gives up the sort index's order and sorts every match.
+    """
+    page = stmt.order_by(*_order(sort_by, desc)).limit(params.page_size).offset(params.offset)
+    row = aliased(Ticket, page.subquery("page"))
+    return _with_details(select(row), row).order_by(*_order(sort_by, desc, row))
 
 
 def to_dto(ticket: Ticket) -> TicketReadDTO:
@@ -132,7 +142,7 @@ def to_dto(ticket: Ticket) -> TicketReadDTO:
 # --- reads -----------------------------------------------------------------------------------------
 
 
-def _filters(ctx: Ctx, q: TicketQuery, now: datetime) -> list[ColumnElement[bool]]:
+def _filters(ctx: Ctx, q: TicketQuery, now: datetime, *, follow_up: bool = True) -> list[ColumnElement[bool]]:
     # "Processed": intake is complete (see docs/tickets.md); only processed tickets are listed.
     where: list[ColumnElement[bool]] = [Ticket.is_processed == true(), visible(ctx.actor)]
     if q.status:
@@ -160,13 +170,25 @@ def _filters(ctx: Ctx, q: TicketQuery, now: datetime) -> list[ColumnElement[bool
         where.append(Ticket.is_spam == (true() if q.is_spam else false()))
     if q.is_closed is not None:
         where.append(Ticket.is_closed == (true() if q.is_closed else false()))
-    if not q.include_follow_up:
+    if follow_up and not q.include_follow_up:
         where.append(or_(Ticket.follow_up_date.is_(None), Ticket.follow_up_date <= now))
     return where
 
 
+def _count(ctx: Ctx, q: TicketQuery, now: datetime) -> Select[int]:
+    everything = select(func.count(Ticket.ticket_id)).where(*_filters(ctx, q, now, follow_up=False))
+    if q.include_follow_up:
+        return everything
+    # Listed: all but those with a future follow-up. Counted as all minus those, which is exact:
+    # both counts read index entries only (few tickets have a follow-up, and its index finds them),
+    # where a count that tests each row's follow-up date reads every row of the filter.
+    hidden = everything.where(Ticket.follow_up_date > now)
+    return select(everything.scalar_subquery() - hidden.scalar_subquery())
+
+
 async def list_tickets(ctx: Ctx, q: TicketQuery, params: PageParams) -> PageResult[Ticket]:
-    where = _filters(ctx, q, utcnow())
+    now = utcnow()
+    where = _filters(ctx, q, now)
     words = search.terms(q.search) if q.search else []
     if q.search is not None and q.search.strip() and not words:
         raise ValidationFailed.field("search", "must contain at least one letter or digit")
@@ -178,19 +200,17 @@ async def list_tickets(ctx: Ctx, q: TicketQuery, params: PageParams) -> PageResu
     stmt = select(Ticket).where(*where)
     if words:
         return await _search_page(ctx, stmt, where, words, sort_by, desc, params)
-    stmt = stmt.order_by(*_order(sort_by, desc))
-    total = int(await ctx.db.scalar(select(func.count(Ticket.ticket_id)).where(*where)) or 0)
+    total = int(await ctx.db.scalar(_count(ctx, q, now)) or 0)
     if total == 0 or params.offset >= total:
         return PageResult([], total, params)
-    page = _with_details(stmt.limit(params.page_size).offset(params.offset))
-    rows = (await ctx.db.scalars(page)).unique().all()
+    rows = (await ctx.db.scalars(_paged(stmt, sort_by, desc, params))).all()
     return PageResult(list(rows), total, params)
 
 
-def _order(sort_by: SortBy, desc: bool) -> list[Any]:
-    key = _SORT_KEYS[sort_by]
+def _order(sort_by: SortBy, desc: bool, row: Any = Ticket) -> list[Any]:
+    key, ticket_id = getattr(row, _SORT_KEYS[sort_by].key), row.ticket_id
     # Ties (and the many NULL dates) break by id in the same direction, matching the index.
-    return [key.desc() if desc else key.asc(), Ticket.ticket_id.desc() if desc else Ticket.ticket_id.asc()]
+    return [key.desc() if desc else key.asc(), ticket_id.desc() if desc else ticket_id.asc()]
 
 
 async def _search_page(
@@ -215,21 +235,16 @@ async def _search_page(
         ranked.sort(key=lambda h: h[1], reverse=higher_is_better == desc)
         ids = [ticket_id for ticket_id, _ in ranked[params.offset : end]]
         page = _with_details(stmt.where(Ticket.ticket_id.in_(ids)))
-        found = {t.ticket_id: t for t in (await ctx.db.scalars(page)).unique()}
+        found = {t.ticket_id: t for t in await ctx.db.scalars(page)}
         return PageResult([found[i] for i in ids if i in found], total, params)
-    page = _with_details(
-        stmt.where(Ticket.ticket_id.in_([ticket_id for ticket_id, _ in hits]))
-        .order_by(*_order(sort_by, desc))
-        .limit(params.page_size)
-        .offset(params.offset)
-    )
-    return PageResult(list((await ctx.db.scalars(page)).unique().all()), total, params)
+    page = _paged(stmt.where(Ticket.ticket_id.in_([i for i, _ in hits])), sort_by, desc, params)
+    return PageResult(list((await ctx.db.scalars(page)).all()), total, params)
 
 
 async def get_ticket(ctx: Ctx, ticket_id: int) -> Ticket:
     """The ticket with its labels and links, if the actor may see it; else NotFound."""
     stmt = _with_details(select(Ticket).where(Ticket.ticket_id == ticket_id, visible(ctx.actor)))
-    ticket = (await ctx.db.scalars(stmt.execution_options(populate_existing=True))).unique().first()
+    ticket = (await ctx.db.scalars(stmt.execution_options(populate_existing=True))).first()
     if ticket is None:
         raise NotFound(f"ticket {ticket_id} not found")
     return ticket
