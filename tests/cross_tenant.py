@@ -24,6 +24,8 @@ Maker = Callable[[FastAPI, Tenant], Awaitable[dict[str, Any]]]
 class Target:
     make: Maker  # creates tenant A's object; returns the route's path parameters
     bodies: dict[str, Any] = field(default_factory=dict)  # method -> a valid JSON body
+    # The credentials a route takes, when not the tenant's API key (e.g. a login token).
+    headers: Callable[[FastAPI, Tenant], dict[str, str]] | None = None
 
 
 REGISTRY: dict[str, Target] = {}
@@ -33,9 +35,14 @@ def unique(prefix: str) -> str:
     return f"{prefix}-{uuid.uuid4().hex[:8]}"
 
 
-def target(path: str, *, bodies: dict[str, Any] | None = None) -> Callable[[Maker], Maker]:
+def target(
+    path: str,
+    *,
+    bodies: dict[str, Any] | None = None,
+    headers: Callable[[FastAPI, Tenant], dict[str, str]] | None = None,
+) -> Callable[[Maker], Maker]:
     def register(fn: Maker) -> Maker:
-        REGISTRY[path] = Target(fn, bodies or {})
+        REGISTRY[path] = Target(fn, bodies or {}, headers)
         return fn
 
     return register
@@ -228,3 +235,80 @@ async def _attachment(app: FastAPI, tenant: Tenant) -> dict[str, Any]:
         return row.ticket_message_attachment_id
 
     return {"id": message["id"], "attachmentId": await in_tenant(app, tenant, make)}
+
+
+# --- issue 5: ticket messages, message topics, the second helpdesk's Messages API ------------------
+
+
+async def _message_with(
+    app: FastAPI, tenant: Tenant, *, draft: bool = False, topic: bool = False
+) -> dict[str, Any]:
+    from deskpal.messages.models import TicketMessageTopic
+    from deskpal.messages.service import NewMessage, insert
+    from deskpal.tickets.service import get_ticket
+    from deskpal.topics.schemas import TopicWriteDTO
+    from deskpal.topics.service import create_topic
+
+    ticket = await _ticket(app, tenant)
+
+    async def make(ctx: Ctx) -> dict[str, Any]:
+        row = await get_ticket(ctx, ticket["id"])
+        msg = await insert(ctx, row, NewMessage(message="walk"))
+        out: dict[str, Any] = {"id": msg.message_id, "messageId": msg.message_id}
+        if draft:
+            await insert(
+                ctx,
+                row,
+                NewMessage(
+                    message="draft", incoming=False, is_draft=True, reply_to_message_id=msg.message_id
+                ),
+            )
+        if topic:
+            t = await create_topic(ctx, TopicWriteDTO(name=unique("t")))
+            link = TicketMessageTopic(message_id=msg.message_id, topic_id=t.topic_id)
+            ctx.db.add(link)
+            await ctx.db.flush()
+            out["id"] = link.ticket_message_topic_id
+        return out
+
+    return await in_tenant(app, tenant, make)  # type: ignore[no-any-return]
+
+
+async def _message(app: FastAPI, tenant: Tenant) -> dict[str, Any]:
+    return {"id": (await _message_with(app, tenant))["id"]}
+
+
+async def _drafted_message(app: FastAPI, tenant: Tenant) -> dict[str, Any]:
+    return {"id": (await _message_with(app, tenant, draft=True))["id"]}
+
+
+async def _message_topic(app: FastAPI, tenant: Tenant) -> dict[str, Any]:
+    return {"id": (await _message_with(app, tenant, topic=True))["id"]}
+
+
+async def _helpdesk_message(app: FastAPI, tenant: Tenant) -> dict[str, Any]:
+    return {"messageId": str((await _message_with(app, tenant))["messageId"])}
+
+
+def _session_headers(app: FastAPI, tenant: Tenant) -> dict[str, str]:
+    """A login token for the tenant's admin: the helpdesk Messages API refuses API keys."""
+    from deskpal.core.security import issue_jwt
+
+    token, _ = issue_jwt(
+        app.state.settings.resolved_secret_key,
+        rep_id=tenant.admin_rep_id,
+        customer_id=tenant.customer_id,
+        ttl_seconds=600,
+    )
+    return {"Authorization": f"Bearer {token}"}
+
+
+# The PUT body's messageID cannot match an id made later: the owner gets 400, the intruder 404.
+target(
+    "/api/TicketMessages/{id}",
+    bodies={"PUT": {"messageID": 1, "additionalInfo": "walk"}},
+)(_message)
+target("/api/TicketMessages/{id}/draft")(_drafted_message)
+target("/api/TicketMessages/{id}/correct-topics", bodies={"POST": {"topicIds": []}})(_message)
+target("/api/TicketMessageTopics/{id}", bodies={"PUT": {"messageID": 1, "topicID": 1}})(_message_topic)
+target("/helpdesk/api/messages/{messageId}", headers=_session_headers)(_helpdesk_message)

@@ -9,7 +9,7 @@ from deskpal.core.ratelimit import RateLimitBucket
 from deskpal.customers.models import Customer, CustomerRep
 from deskpal.customfields.models import CustomFieldDefinition
 from deskpal.endusers.models import EndUser
-from deskpal.messages.models import TicketMessage
+from deskpal.messages.models import TicketMessage, TicketMessageTopic
 from deskpal.tickets.models import Ticket, TicketEndUser, TicketTopic
 from deskpal.topics.models import Topic
 
@@ -27,6 +27,7 @@ __all__ = [
     "TicketEndUser",
     "TicketMessage",
     "TicketMessageAttachment",
+    "TicketMessageTopic",
     "TicketTopic",
     "Topic",
 ]

@@ -11,7 +11,10 @@ from deskpal.channels.api import router as channels_router
 from deskpal.customers.api import router as reps_router
 from deskpal.customfields.api import router as customfields_router
 from deskpal.endusers.api import router as endusers_router
+from deskpal.helpdesk.api import router as helpdesk_router
 from deskpal.jobs.api import router as jobs_router
+from deskpal.messages.api import router as messages_router
+from deskpal.messages.api import topics_router as message_topics_router
 from deskpal.tickets.api import router as tickets_router
 from deskpal.topics.api import router as topics_router
 
@@ -24,6 +27,9 @@ ROUTERS: list[APIRouter] = [
     endusers_router,
     jobs_router,
     tickets_router,
+    messages_router,
+    message_topics_router,
+    helpdesk_router,
     attachments_router,
     files_router,
 ]

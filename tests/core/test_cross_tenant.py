@@ -35,14 +35,17 @@ async def test_other_customer_gets_404_on_every_id_route(
         params = await entry.make(app, tenant)
         url = path.format(**params)
         kwargs = {"json": entry.bodies[method]} if method in entry.bodies else {}
-        r = await client.request(method, url, headers=other_tenant.headers, **kwargs)
+        intruder, owner_headers = other_tenant.headers, tenant.headers
+        if entry.headers is not None:
+            intruder, owner_headers = entry.headers(app, other_tenant), entry.headers(app, tenant)
+        r = await client.request(method, url, headers=intruder, **kwargs)
         if r.status_code != 404:
             failures.append(f"{method} {url}: {r.status_code} {r.text[:200]}")
             continue
         if r.headers["content-type"] != "application/problem+json":
             failures.append(f"{method} {url}: 404 is not problem+json")
         # The object is still there for its owner: the 404 hid it, it did not act on it.
-        owner = await client.request(method, url, headers=tenant.headers, **kwargs)
+        owner = await client.request(method, url, headers=owner_headers, **kwargs)
         if owner.status_code == 404:
             failures.append(f"{method} {url}: the owner gets 404 too, so the walk proved nothing")
     assert not failures, "\n".join(failures)

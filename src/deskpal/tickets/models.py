@@ -76,6 +76,10 @@ class Ticket(TenantOwned, Base):
     recording_content_type: Mapped[str | None] = mapped_column(String(100))
     recording_size: Mapped[int | None] = mapped_column(IdType)
     custom_fields_data: Mapped[dict[str, Any]] = mapped_column(JSON, nullable=False, default=dict)
+    # Set through the second helpdesk's Messages API (ticket_update): low/normal/high/urgent and
+    # question/incident/problem/task.
+    priority: Mapped[str | None] = mapped_column(String(20))
+    ticket_type: Mapped[str | None] = mapped_column(String(20))
 
     channel: Mapped[Channel | None] = relationship(lazy="raise")
     customer_rep: Mapped[CustomerRep | None] = relationship(lazy="raise")

@@ -1,7 +1,7 @@
 """attachments: ticket_message_attachment (metadata of files kept in storage, by storage_key)
 
 Revision ID: 0004
-Revises: 0002
+Revises: 0003
 Create Date: 2026-11-23 02:33:28.525843
 """
 
@@ -13,7 +13,7 @@ from alembic import op
 import deskpal.core.db
 
 revision: str = "0004"
-down_revision: str | None = "0002"
+down_revision: str | None = "0003"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

@@ -1,0 +1,54 @@
+"""Helpers for message tests: messages through the API, stored rows read back directly."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+from fastapi import FastAPI
+
+from deskpal.core.context import Role
+from deskpal.core.db import transaction
+from deskpal.core.security import issue_jwt
+from deskpal.messages.models import TicketMessage
+from deskpal.tickets.models import Ticket
+from tests.support import Tenant, db_of
+from tests.tickets.helpers import create_channel, create_ticket
+
+__all__ = ["create_channel", "create_ticket"]
+
+
+async def create_message(
+    client: httpx.AsyncClient, auth: dict[str, str], /, *, path: str = "/create-new", **fields: Any
+) -> dict[str, Any]:
+    body = {"channel": "Email", "message": "Hello, my order is late", **fields}
+    response = await client.post(f"/api/TicketMessages{path}", json=body, headers=auth)
+    assert response.status_code == 201, response.text
+    return response.json()  # type: ignore[no-any-return]
+
+
+async def stored_message(app: object, tenant: Tenant, message_id: int) -> TicketMessage | None:
+    async with transaction(db_of(app), write=False, customer_id=tenant.customer_id) as db:
+        return await db.get(TicketMessage, message_id)
+
+
+async def stored_ticket(app: object, tenant: Tenant, ticket_id: int) -> Ticket:
+    async with transaction(db_of(app), write=False, customer_id=tenant.customer_id) as db:
+        ticket = await db.get(Ticket, ticket_id)
+    assert ticket is not None
+    return ticket
+
+
+async def phone(client: httpx.AsyncClient, tenant: Tenant) -> tuple[int, dict[str, str]]:
+    channel = await create_channel(client, tenant, "Phone")
+    return channel["channelID"], {"Authorization": f"Bearer {channel['phoneAuthToken']}"}
+
+
+async def session_headers(app: FastAPI, tenant: Tenant, role: Role = Role.ADMIN) -> dict[str, str]:
+    """A login (JWT) token for the tenant's rep of this role, as POST /api/Auth/login issues."""
+    await tenant.key_for(role)
+    rep_id = tenant.admin_rep_id if role is Role.ADMIN else tenant.rep_ids[role]
+    token, _ = issue_jwt(
+        app.state.settings.resolved_secret_key, rep_id=rep_id, customer_id=tenant.customer_id, ttl_seconds=600
+    )
+    return {"Authorization": f"Bearer {token}"}
