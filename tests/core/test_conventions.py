@@ -139,6 +139,14 @@ class TestRouting:
         r = await client.get("/health", headers={"X-Request-ID": "abc123"})
         assert r.headers["x-request-id"] == "abc123"
 
+    async def test_a_request_id_is_made_when_none_is_given_and_on_problems_too(
+        self, client: httpx.AsyncClient
+    ) -> None:
+        ids = {(await client.get("/health")).headers["x-request-id"] for _ in range(2)}
+        assert len(ids) == 2 and all(len(i) == 32 for i in ids)
+        r = await client.get("/api/NoSuchThing", headers={"X-Request-ID": "x" * 100})
+        assert r.status_code == 404 and r.headers["x-request-id"] == "x" * 64
+
 
 class TestDates:
     async def test_dates_are_iso_8601_utc(self, client: httpx.AsyncClient, tenant: Tenant) -> None:
