@@ -17,6 +17,8 @@ def register_all() -> frozenset[str]:
         for m in pkgutil.walk_packages(deskpal.__path__, "deskpal.")
         if m.name.rsplit(".", 1)[-1] in {"jobs", "system_jobs"}
     ]
+    # Every table first: handlers load models whose relationships name other domains' classes.
+    importlib.import_module("deskpal.models")
     for name in names:
         importlib.import_module(name)
     return frozenset(names)

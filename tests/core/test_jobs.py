@@ -224,6 +224,7 @@ def test_every_declared_job_type_is_registered_for_workers() -> None:
     }
     code = (
         "from deskpal.job_types import register_all; register_all();"
+        "from sqlalchemy.orm import configure_mappers; configure_mappers();"
         "from deskpal.core.jobs import REGISTRY; print(' '.join(sorted(REGISTRY)))"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60)
