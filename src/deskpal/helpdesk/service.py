@@ -16,6 +16,7 @@ from deskpal.attachments import service as attachments
 from deskpal.core.context import AuthMethod, Ctx
 from deskpal.core.errors import Forbidden, NotFound, Unauthorized, ValidationFailed
 from deskpal.core.schemas import MAX_ID, PageParams, PageResult
+from deskpal.core.text import normalize_email
 from deskpal.helpdesk.schemas import (
     AttachmentRef,
     HelpdeskMessageDTO,
@@ -132,6 +133,16 @@ def _recipients(value: str | None) -> list[Recipient]:
     return out
 
 
+def _end_user_address(ticket: Ticket) -> str | None:
+    for user in ticket.end_users:
+        if user.email:
+            return user.email
+    try:
+        return normalize_email(ticket.uid) if ticket.uid else None  # email tickets' uid is the address
+    except ValueError:
+        return None
+
+
 def _check(data: MessageCreate, ticket: Ticket) -> None:
     if ticket.is_closed:
         raise TicketClosed(f"ticket {ticket.ticket_id} is closed; messages cannot be added")
@@ -169,8 +180,7 @@ async def create_message(ctx: Ctx, data: MessageCreate) -> TicketMessage:
     to_address = _addresses(data.recipients)
     if kind is MessageType.RESPONSE and to_address is None:
         # The reply goes to the ticket's end user when the request names nobody.
-        emails = [u.email for u in ticket.end_users if u.email]
-        to_address = emails[0] if emails else None
+        to_address = _end_user_address(ticket)
     new = messages.NewMessage(
         html_body=data.content,
         text_body=data.text_content,

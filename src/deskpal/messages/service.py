@@ -782,6 +782,8 @@ async def correct_topics(ctx: Ctx, message_id: int, topic_ids: Sequence[int]) ->
         .where(TicketMessageTopic.message_id == message_id)
         .execution_options(synchronize_session=False)
     )
+    for old in msg.topic_links:
+        ctx.db.expunge(old)  # gone from the table; SQLite may hand their ids to the new rows
     now = utcnow()
     ctx.db.add_all(
         [
