@@ -255,16 +255,24 @@ def seed_sqlite(path: Path, n_tickets: int, n_messages: int, tenant: dict[str, A
             if batch.get(t):
                 con.executemany(insert[t], rows_for(*plans[t], batch[t], _sqlite_value))
 
+    t0 = time.perf_counter()
     queries = _load_all(n_tickets, n_messages, tenant, load)
+    t1 = time.perf_counter()
     for kind, _, sql in saved:
         if kind == "index":
             con.execute(sql)
+    t2 = time.perf_counter()
     con.execute("INSERT INTO ticket_message_fts(ticket_message_fts) VALUES ('rebuild')")
+    t3 = time.perf_counter()
     for kind, _, sql in saved:
         if kind == "trigger":
             con.execute(sql)
     con.execute("COMMIT")
     con.execute("ANALYZE")
+    print(
+        f"[sqlite] load {t1 - t0:.0f}s, indexes {t2 - t1:.0f}s, full-text rebuild {t3 - t2:.0f}s, "
+        f"analyze {time.perf_counter() - t3:.0f}s"
+    )
     con.execute("PRAGMA wal_checkpoint(TRUNCATE)")
     con.close()
     return queries
@@ -336,12 +344,15 @@ async def seed_postgresql(url: str, n_tickets: int, n_messages: int, tenant: dic
             f.result()
         pending[:] = [asyncio.run_coroutine_threadsafe(copy(batch), loop)]
 
+    t0 = time.perf_counter()
     queries = await asyncio.to_thread(_load_all, n_tickets, n_messages, tenant, load)
     for f in pending:
         await asyncio.wrap_future(f)
     await con.execute("SET session_replication_role = DEFAULT")
+    t1 = time.perf_counter()
     for r in saved:
         await con.execute(r["indexdef"])
+    t2 = time.perf_counter()
     for t, col in (
         ("ticket", "ticket_id"),
         ("ticket_message", "message_id"),
@@ -351,6 +362,8 @@ async def seed_postgresql(url: str, n_tickets: int, n_messages: int, tenant: dic
         seq = f"pg_get_serial_sequence('{t}', '{col}')"
         await con.execute(f"SELECT setval({seq}, (SELECT max({col}) FROM {t}))")
     await con.execute("VACUUM ANALYZE")
+    t3 = time.perf_counter()
+    print(f"[postgresql] load {t1 - t0:.0f}s, indexes {t2 - t1:.0f}s, vacuum analyze {t3 - t2:.0f}s")
     await con.close()
     return queries
 
@@ -372,7 +385,7 @@ def prepare(kind: str, n_tickets: int, n_messages: int, data: Path | None) -> di
             Path(f"{path}{suffix}").unlink(missing_ok=True)
         url = f"sqlite+aiosqlite:///{path}"
     else:
-        name = f"deskpal_bench_{uuid.uuid4().hex[:8]}"
+        name = f"perfbench_{uuid.uuid4().hex[:8]}"  # not deskpal_*: test clean-ups drop those
         asyncio.run(_pg_admin(f'CREATE DATABASE "{name}"'))
         url = PG_ADMIN.rsplit("/", 1)[0] + f"/{name}"
     start = time.perf_counter()
@@ -669,6 +682,8 @@ def report(kind: str, state: dict[str, Any], results: dict[str, Any]) -> None:
             f"{b50:>9} {brps:>9} {ratio:>6}"
         )
     errors = sum(m["errors"] for r in results.values() for k in ("one", "c32") for m in [r[k]])
+    loads = [m["loadavg"] for r in results.values() for k in ("one", "c32") for m in [r[k]]]
+    print(f"1-minute load average while measuring: {min(loads):.1f}-{max(loads):.1f} (2 cores)")
     found = results["search"]["found"]
     print(
         f"errors: {errors}; load generator: {results['get']['c32']['generator']}; search hits per "

@@ -81,17 +81,24 @@ def matching_tickets(
     if dialect == "postgresql":
         vector: ColumnElement[Any] = literal_column(f"ticket_message.{FTS_COLUMN}")
         query = func.to_tsquery(text("'simple'::regconfig"), " & ".join(f"{w}:*" for w in words))
+        # Narrow rows through the sort (the vectors would spill it to disk), then the vectors of
+        # the candidates only, by primary key, for ts_rank.
         newest = (
-            select(TicketMessage.ticket_id, vector.label("vector"))
+            select(TicketMessage.message_id, TicketMessage.ticket_id)
             .join(Ticket, Ticket.ticket_id == TicketMessage.ticket_id)
             .where(vector.op("@@")(query), *where)
             .order_by(TicketMessage.message_id.desc())
             .limit(limit)
             .subquery("newest")
         )
-        # ts_rank outside the LIMIT: only the candidates are scored.
-        best: ColumnElement[Any] = func.max(func.ts_rank(newest.c.vector, query))
-        return select(newest.c.ticket_id, best.label("score")).group_by(newest.c.ticket_id), True
+        best: ColumnElement[Any] = func.max(func.ts_rank(vector, query))
+        scored = (
+            select(newest.c.ticket_id, best.label("score"))
+            .select_from(newest)
+            .join(TicketMessage, TicketMessage.message_id == newest.c.message_id)
+            .group_by(newest.c.ticket_id)
+        )
+        return scored, True
     fts = table(FTS_TABLE, column("rowid"), column(FTS_TABLE))
     match = " ".join(f'"{w}"*' for w in words)
     # bm25 (lower is better) is computed only for the rows the MATCH query returns.
