@@ -354,6 +354,20 @@ class TestDelete:
         await run_jobs_until_idle(app)
         assert await stored_blobs(app, tenant) == set()
 
+    async def test_deleting_the_message_removes_its_attachment_bytes(
+        self, app: FastAPI, client: httpx.AsyncClient, tenant: Tenant
+    ) -> None:
+        _, message_id = await make_message(app, client, tenant)
+        _, other_message = await make_message(app, client, tenant)
+        await upload(client, tenant.headers, message_id)
+        kept = (await upload(client, tenant.headers, other_message)).json()
+        response = await client.delete(f"/api/TicketMessages/{message_id}", headers=tenant.headers)
+        assert response.status_code == 204, response.text
+        await run_jobs_until_idle(app)
+        [row] = await stored_rows(app, tenant)
+        assert row.ticket_message_attachment_id == kept["ticketMessageAttachmentID"]
+        assert await stored_blobs(app, tenant) == {row.storage_key}
+
     async def test_bulk_delete_removes_attachment_bytes(
         self, app: FastAPI, client: httpx.AsyncClient, tenant: Tenant
     ) -> None:

@@ -11,7 +11,7 @@ from datetime import datetime
 
 from deskpal.core.errors import PayloadTooLarge
 
-CHUNK_BYTES = 64 * 1024
+CHUNK_BYTES = 256 * 1024  # per read: one thread hop each, so not too small
 
 # Keys are made by deskpal (a fixed prefix, a customer id and a random uuid), never from user input;
 # this pattern refuses anything else, so that no key can climb out of the storage root.
