@@ -23,7 +23,8 @@ Maker = Callable[[FastAPI, Tenant], Awaitable[dict[str, Any]]]
 @dataclass(frozen=True)
 class Target:
     make: Maker  # creates tenant A's object; returns the route's path parameters
-    bodies: dict[str, Any] = field(default_factory=dict)  # method -> a valid JSON body
+    # method -> a valid JSON body, or a function of the path parameters make returned giving one
+    bodies: dict[str, Any] = field(default_factory=dict)
     # The credentials a route takes, when not the tenant's API key (e.g. a login token).
     headers: Callable[[FastAPI, Tenant], dict[str, str]] | None = None
 
@@ -268,7 +269,7 @@ async def _message_with(
             link = TicketMessageTopic(message_id=msg.message_id, topic_id=t.topic_id)
             ctx.db.add(link)
             await ctx.db.flush()
-            out["id"] = link.ticket_message_topic_id
+            out["id"], out["topicId"] = link.ticket_message_topic_id, t.topic_id
         return out
 
     return await in_tenant(app, tenant, make)  # type: ignore[no-any-return]
@@ -283,7 +284,8 @@ async def _drafted_message(app: FastAPI, tenant: Tenant) -> dict[str, Any]:
 
 
 async def _message_topic(app: FastAPI, tenant: Tenant) -> dict[str, Any]:
-    return {"id": (await _message_with(app, tenant, topic=True))["id"]}
+    made = await _message_with(app, tenant, topic=True)
+    return {"id": made["id"], "messageId": made["messageId"], "topicId": made["topicId"]}
 
 
 async def _helpdesk_message(app: FastAPI, tenant: Tenant) -> dict[str, Any]:
@@ -310,5 +312,9 @@ target(
 )(_message)
 target("/api/TicketMessages/{id}/draft")(_drafted_message)
 target("/api/TicketMessages/{id}/correct-topics", bodies={"POST": {"topicIds": []}})(_message)
-target("/api/TicketMessageTopics/{id}", bodies={"PUT": {"messageID": 1, "topicID": 1}})(_message_topic)
+# The PUT body names the link's own message and topic: fixed ids exist only on a fresh database.
+target(
+    "/api/TicketMessageTopics/{id}",
+    bodies={"PUT": lambda p: {"messageID": p["messageId"], "topicID": p["topicId"]}},
+)(_message_topic)
 target("/helpdesk/api/messages/{messageId}", headers=_session_headers)(_helpdesk_message)
