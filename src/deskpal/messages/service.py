@@ -43,6 +43,7 @@ from deskpal.tickets import service as tickets
 from deskpal.tickets.models import Ticket
 from deskpal.tickets.schemas import TicketWriteDTO
 from deskpal.topics.models import Topic
+from deskpal.topics.service import require_topic_ids
 
 OPEN = tickets.OPEN
 
@@ -772,11 +773,7 @@ async def delete_topic_link(ctx: Ctx, link_id: int) -> None:
 async def correct_topics(ctx: Ctx, message_id: int, topic_ids: Sequence[int]) -> None:
     """Replace the message's topics with a rep's choice, recorded as a correction (one transaction)."""
     msg = await get_message(ctx, message_id)
-    wanted = list(dict.fromkeys(topic_ids))
-    found = set((await ctx.db.scalars(select(Topic.topic_id).where(Topic.topic_id.in_(wanted)))).all())
-    missing = [t for t in wanted if t not in found]
-    if missing:
-        raise ValidationFailed.field("topicIds", f"no topics {', '.join(map(str, missing))}")
+    wanted = await require_topic_ids(ctx, topic_ids)
     await ctx.db.execute(
         delete(TicketMessageTopic)
         .where(TicketMessageTopic.message_id == message_id)

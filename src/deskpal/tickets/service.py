@@ -41,7 +41,7 @@ from deskpal.tickets.schemas import (
     TicketReadDTO,
     TicketWriteDTO,
 )
-from deskpal.topics.models import Topic
+from deskpal.topics.service import require_topic_ids
 
 OPEN, CLOSED = "Open", "Closed"
 AI_ACTIONS = {BulkAction.DETECT_SPAM, BulkAction.DETECT_TOPICS, BulkAction.EXECUTE_ACTIONS}
@@ -116,6 +116,38 @@ def _order(key: Any, ticket_id: Any, desc: bool) -> list[Any]:
     return [key.desc() if desc else key.asc(), ticket_id.desc() if desc else ticket_id.asc()]
 
 
+# The ticket's own columns that both the read DTO and the write document (JSON Patch) carry.
+_STORED_COLUMNS = (
+    "status",
+    "subject",
+    "channel_type",
+    "channel_id",
+    "customer_rep_id",
+    "uid",
+    "escalated",
+    "is_spam",
+    "is_important",
+    "is_closed",
+    "is_processed",
+    "is_read",
+    "close_date",
+    "end_date",
+    "follow_up_date",
+    "last_message_date",
+    "preview",
+    "summary",
+    "twilio_call_sid",
+    "from_number",
+    "to_number",
+)
+
+
+def _stored_fields(ticket: Ticket) -> dict[str, Any]:
+    fields = {name: getattr(ticket, name) for name in _STORED_COLUMNS}
+    fields["custom_fields_data"] = dict(ticket.custom_fields_data or {})
+    return fields
+
+
 def to_dto(ticket: Ticket) -> TicketReadDTO:
     # Built from stored, typed columns: model_construct skips re-validating them (the input
     # validators are for what clients send), which is most of the cost of a page of 25.
@@ -131,34 +163,13 @@ def to_dto(ticket: Ticket) -> TicketReadDTO:
         for u in ticket.end_users
     ]
     return TicketReadDTO.model_construct(
+        **_stored_fields(ticket),
         ticket_id=ticket.ticket_id,
         token=ticket.token,
         date_created=ticket.created_at,
-        status=ticket.status,
-        subject=ticket.subject,
-        channel_type=ticket.channel_type,
-        channel_id=ticket.channel_id,
         channel_name=ticket.channel.name if ticket.channel else None,
-        customer_rep_id=ticket.customer_rep_id,
         customer_rep_name=ticket.customer_rep.name if ticket.customer_rep else None,
         end_user_id=end_users[0].end_user_id if end_users else None,
-        uid=ticket.uid,
-        escalated=ticket.escalated,
-        is_spam=ticket.is_spam,
-        is_important=ticket.is_important,
-        is_closed=ticket.is_closed,
-        is_processed=ticket.is_processed,
-        is_read=ticket.is_read,
-        close_date=ticket.close_date,
-        end_date=ticket.end_date,
-        follow_up_date=ticket.follow_up_date,
-        last_message_date=ticket.last_message_date,
-        preview=ticket.preview,
-        summary=ticket.summary,
-        twilio_call_sid=ticket.twilio_call_sid,
-        from_number=ticket.from_number,
-        to_number=ticket.to_number,
-        custom_fields_data=dict(ticket.custom_fields_data or {}),
         ai_feedback_comments=[],
         end_users=end_users,
         topics=[t.name for t in ticket.topics],
@@ -392,31 +403,7 @@ async def replace_ticket(ctx: Ctx, ticket_id: int, data: TicketWriteDTO) -> Tick
 
 def _write_document(ticket: Ticket) -> dict[str, Any]:
     """The ticket as TicketWriteDTO JSON: what a JSON Patch applies to."""
-    data = TicketWriteDTO.model_construct(
-        status=ticket.status,
-        subject=ticket.subject,
-        channel_type=ticket.channel_type,
-        customer_rep_id=ticket.customer_rep_id,
-        channel_id=ticket.channel_id,
-        end_user_id=None,
-        uid=ticket.uid,
-        escalated=ticket.escalated,
-        is_spam=ticket.is_spam,
-        is_important=ticket.is_important,
-        is_closed=ticket.is_closed,
-        is_processed=ticket.is_processed,
-        is_read=ticket.is_read,
-        close_date=ticket.close_date,
-        end_date=ticket.end_date,
-        follow_up_date=ticket.follow_up_date,
-        last_message_date=ticket.last_message_date,
-        preview=ticket.preview,
-        summary=ticket.summary,
-        twilio_call_sid=ticket.twilio_call_sid,
-        from_number=ticket.from_number,
-        to_number=ticket.to_number,
-        custom_fields_data=dict(ticket.custom_fields_data or {}),
-    )
+    data = TicketWriteDTO.model_construct(**_stored_fields(ticket), end_user_id=None)
     return data.model_dump(mode="json", by_alias=True)
 
 
@@ -554,11 +541,7 @@ def _set_closed(ticket: Ticket, closed: bool, now: datetime) -> None:
 
 
 async def _replace_topics(ctx: Ctx, ticket_ids: list[int], topic_ids: list[int]) -> None:
-    wanted = list(dict.fromkeys(topic_ids))
-    found = set((await ctx.db.scalars(select(Topic.topic_id).where(Topic.topic_id.in_(wanted)))).all())
-    missing = [t for t in wanted if t not in found]
-    if missing:
-        raise ValidationFailed.field("topicIds", f"no topics {', '.join(map(str, missing))}")
+    wanted = await require_topic_ids(ctx, topic_ids)
     await ctx.db.execute(
         delete(TicketTopic)
         .where(TicketTopic.ticket_id.in_(ticket_ids))

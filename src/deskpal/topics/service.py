@@ -8,7 +8,7 @@ from sqlalchemy import select
 
 from deskpal.core.context import Ctx
 from deskpal.core.crud import get_or_404
-from deskpal.core.errors import Conflict
+from deskpal.core.errors import Conflict, ValidationFailed
 from deskpal.core.schemas import PageParams, PageResult, paginate
 from deskpal.topics.models import Topic
 from deskpal.topics.schemas import TopicWriteDTO
@@ -22,15 +22,14 @@ async def get_topic(ctx: Ctx, topic_id: int) -> Topic:
     return await get_or_404(ctx.db, Topic, topic_id, what="topic")
 
 
-async def get_topics(ctx: Ctx, topic_ids: Sequence[int]) -> list[Topic]:
-    """All the named topics, or NotFound naming the first one that does not exist."""
-    found = {
-        t.topic_id: t for t in (await ctx.db.scalars(select(Topic).where(Topic.topic_id.in_(topic_ids))))
-    }
-    for topic_id in topic_ids:
-        if topic_id not in found:
-            await get_topic(ctx, topic_id)
-    return [found[t] for t in dict.fromkeys(topic_ids)]
+async def require_topic_ids(ctx: Ctx, topic_ids: Sequence[int], *, field: str = "topicIds") -> list[int]:
+    """The ids, deduplicated in order, once every one names a topic; else 400 naming `field`."""
+    wanted = list(dict.fromkeys(topic_ids))
+    found = set((await ctx.db.scalars(select(Topic.topic_id).where(Topic.topic_id.in_(wanted)))).all())
+    missing = [t for t in wanted if t not in found]
+    if missing:
+        raise ValidationFailed.field(field, f"no topics {', '.join(map(str, missing))}")
+    return wanted
 
 
 async def _ensure_name_free(ctx: Ctx, name: str, except_id: int | None = None) -> None:
