@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from typing import Any
+from weakref import WeakKeyDictionary
 
 from sqlalchemy import BigInteger, DateTime, Integer, MetaData, event
-from sqlalchemy.engine import Connection, Dialect
+from sqlalchemy.engine import Connection, Dialect, make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 from sqlalchemy.orm import DeclarativeBase
 from sqlalchemy.types import TypeDecorator
+
+from deskpal.core.sqlite_inline import inline_creator
 
 NAMING_CONVENTION = {
     "ix": "ix_%(column_0_label)s",
@@ -64,7 +68,9 @@ def is_sqlite(url: str) -> bool:
 
 def make_engine(url: str, *, pool_size: int = 10) -> AsyncEngine:
     if is_sqlite(url):
-        engine = create_async_engine(url, connect_args={"timeout": 30})
+        path = make_url(url).database or ":memory:"
+        # Each call runs inline on the loop's thread (core/sqlite_inline.py).
+        engine = create_async_engine(url, async_creator=inline_creator(path))
         _configure_sqlite(engine)
         return engine
     return create_async_engine(url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True)
@@ -73,19 +79,19 @@ def make_engine(url: str, *, pool_size: int = 10) -> AsyncEngine:
 def _configure_sqlite(engine: AsyncEngine) -> None:
     @event.listens_for(engine.sync_engine, "connect")
     def _on_connect(dbapi_conn: Any, _record: Any) -> None:
-        # Take over BEGIN from the driver so that writers can say BEGIN IMMEDIATE.
-        dbapi_conn.isolation_level = None
+        # The connection already leaves BEGIN to deskpal (writers say BEGIN IMMEDIATE), and has
+        # busy_timeout 0: waiting inside SQLite would stop the event loop (sqlite_inline.py).
         cur = dbapi_conn.cursor()
         cur.execute("PRAGMA journal_mode=WAL")
         cur.execute("PRAGMA synchronous=NORMAL")
         cur.execute("PRAGMA foreign_keys=ON")
-        cur.execute("PRAGMA busy_timeout=30000")
         cur.close()
 
     @event.listens_for(engine.sync_engine, "begin")
     def _on_begin(conn: Connection) -> None:
         # A deferred transaction that reads and then writes cannot wait for another writer: SQLite
-        # answers SQLITE_BUSY at once. Writers take the lock up front and queue on busy_timeout.
+        # answers SQLITE_BUSY at once. Writers take the lock up front, after queueing
+        # on Database.write_lock.
         if conn.get_execution_options().get("sqlite_immediate"):
             conn.exec_driver_sql("BEGIN IMMEDIATE")
         else:
@@ -103,6 +109,15 @@ class Database:
         self.sessions = async_sessionmaker(
             self.engine, expire_on_commit=False, sync_session_class=TenantSession
         )
+        self._write_locks: WeakKeyDictionary[asyncio.AbstractEventLoop, WriteLock] = WeakKeyDictionary()
+
+    def write_lock(self) -> WriteLock:
+        """SQLite's writers of this process, one at a time, in arrival order (one per event loop)."""
+        loop = asyncio.get_running_loop()
+        lock = self._write_locks.get(loop)
+        if lock is None:
+            lock = self._write_locks[loop] = WriteLock()
+        return lock
 
     @property
     def dialect(self) -> str:
@@ -117,14 +132,50 @@ async def transaction(
     db: Database, *, write: bool = True, customer_id: int | None = None
 ) -> AsyncIterator[AsyncSession]:
     """One unit of work: commits when the block ends, rolls back and re-raises on any error."""
+    if write and db.dialect == "sqlite":
+        immediate = {"sqlite_immediate": True}
+        async with db.write_lock().held(), _unit_of_work(db, customer_id, immediate) as session:
+            yield session
+    else:
+        async with _unit_of_work(db, customer_id, None) as session:
+            yield session
+
+
+@asynccontextmanager
+async def _unit_of_work(
+    db: Database, customer_id: int | None, begin_options: dict[str, Any] | None
+) -> AsyncIterator[AsyncSession]:
     async with db.sessions() as session:
         if customer_id is not None:
             session.info["customer_id"] = customer_id
-        if write and db.dialect == "sqlite":
-            await session.connection(execution_options={"sqlite_immediate": True})
+        if begin_options is not None:
+            await session.connection(execution_options=begin_options)
         try:
             yield session
             await session.commit()
         except BaseException:
             await session.rollback()
             raise
+
+
+class WriteLock:
+    """An asyncio.Lock that refuses to be taken again by the task holding it.
+
+    A write transaction opened inside another one in the same task would wait for itself forever.
+    """
+
+    def __init__(self) -> None:
+        self._lock = asyncio.Lock()
+        self._owner: asyncio.Task[Any] | None = None
+
+    @asynccontextmanager
+    async def held(self) -> AsyncIterator[None]:
+        task = asyncio.current_task()
+        if task is not None and task is self._owner:
+            raise RuntimeError("a write transaction inside another one in the same task")
+        async with self._lock:
+            self._owner = task
+            try:
+                yield
+            finally:
+                self._owner = None
