@@ -21,7 +21,7 @@ from __future__ import annotations
 import asyncio
 import sqlite3
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from typing import Any
 
 import aiosqlite
@@ -60,7 +60,7 @@ class InlineConnection(aiosqlite.Connection):
         super().__init__(connector, iter_chunk_size=64)
         self._tx = _RunNow()  # type: ignore[assignment]
 
-    async def _execute(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Any:
+    async def _execute(self, fn: Any, *args: Any, **kwargs: Any) -> Any:
         if not self._running or not self._connection:
             raise ValueError("Connection closed")
         try:
@@ -93,7 +93,7 @@ async def _retry_busy(fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dic
         backoff = min(backoff * 2, _MAX_BACKOFF)
 
 
-def inline_creator(path: str) -> Callable[[], InlineConnection]:
+def inline_creator(path: str) -> Callable[[], Coroutine[Any, Any, InlineConnection]]:
     """An async_creator for create_async_engine: connections to the SQLite file at `path`."""
 
     def connector() -> sqlite3.Connection:
@@ -101,6 +101,6 @@ def inline_creator(path: str) -> Callable[[], InlineConnection]:
         return sqlite3.connect(path, timeout=0, isolation_level=None, check_same_thread=False)
 
     async def create() -> InlineConnection:
-        return await InlineConnection(connector)
+        return await InlineConnection(connector)._connect()
 
     return create
