@@ -30,9 +30,24 @@ async def list_definitions(
     return await paginate(ctx.db, stmt, params)
 
 
+_MEMO = "customfields.definitions"
+
+
 async def definitions_for(ctx: Ctx, entity_type: EntityType) -> list[CustomFieldDefinition]:
-    stmt = select(CustomFieldDefinition).where(CustomFieldDefinition.entity_type == entity_type.value)
-    return list((await ctx.db.scalars(stmt.order_by(CustomFieldDefinition.name))).all())
+    """The customer's definitions for one entity type, by name.
+
+    Read once per transaction for every entity type (a new message validates a ticket's and a
+    message's fields and shows the latter); the definition writers below forget that copy.
+    """
+    every: list[CustomFieldDefinition] | None = ctx.db.info.get(_MEMO)
+    if every is None:
+        stmt = select(CustomFieldDefinition).order_by(CustomFieldDefinition.name)
+        every = ctx.db.info[_MEMO] = list((await ctx.db.scalars(stmt)).all())
+    return [d for d in every if d.entity_type == entity_type.value]
+
+
+def _forget_definitions(ctx: Ctx) -> None:
+    ctx.db.info.pop(_MEMO, None)
 
 
 async def get_definition(ctx: Ctx, definition_id: int) -> CustomFieldDefinition:
@@ -60,6 +75,7 @@ async def create_definition(ctx: Ctx, data: CustomFieldDefinitionWriteDTO) -> Cu
     _apply(row, data)
     ctx.db.add(row)
     await ctx.db.flush()
+    _forget_definitions(ctx)
     return row
 
 
@@ -70,12 +86,14 @@ async def update_definition(
     await _ensure_name_free(ctx, data, definition_id)
     _apply(row, data)
     await ctx.db.flush()
+    _forget_definitions(ctx)
     return row
 
 
 async def delete_definition(ctx: Ctx, definition_id: int) -> None:
     await ctx.db.delete(await get_definition(ctx, definition_id))
     await ctx.db.flush()
+    _forget_definitions(ctx)
 
 
 def _coerce(defn: CustomFieldDefinition, value: Any) -> Any:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pydantic import ValidationError
 from sqlalchemy import select
 
 from deskpal.core.context import Ctx
@@ -35,7 +36,7 @@ async def upsert_end_user(ctx: Ctx, data: EndUserWriteDTO) -> EndUser:
     """The end user with this uid, created when new; known fields fill in what was missing."""
     user = await find_by_uid(ctx, data.uid)
     if user is None:
-        return await create_end_user(ctx, data)
+        return await _insert(ctx, data)
     user.name = user.name or data.name
     user.email = user.email or data.email
     user.phone = user.phone or data.phone
@@ -43,9 +44,33 @@ async def upsert_end_user(ctx: Ctx, data: EndUserWriteDTO) -> EndUser:
     return user
 
 
+async def upsert_lenient(
+    ctx: Ctx, *, uid: str, name: str | None, email: str | None, phone: str | None
+) -> EndUser | None:
+    """upsert_end_user for what a message says of its sender: an address, number or name the
+    end-user rules refuse is left out rather than failing the message (None: not even the uid)."""
+    for candidate in (
+        {"uid": uid, "name": name, "email": email, "phone": phone},
+        {"uid": uid, "name": name, "email": email},
+        {"uid": uid, "name": name, "phone": phone},
+        {"uid": uid, "name": name},
+        {"uid": uid},
+    ):
+        try:
+            data = EndUserWriteDTO.model_validate(candidate)
+        except ValidationError:
+            continue
+        return await upsert_end_user(ctx, data)
+    return None
+
+
 async def create_end_user(ctx: Ctx, data: EndUserWriteDTO) -> EndUser:
     if await find_by_uid(ctx, data.uid) is not None:
         raise Conflict(f"an end user with uid {data.uid!r} exists", code="END_USER_UID_TAKEN")
+    return await _insert(ctx, data)
+
+
+async def _insert(ctx: Ctx, data: EndUserWriteDTO) -> EndUser:
     user = EndUser(uid=data.uid, name=data.name, email=data.email, phone=data.phone)
     ctx.db.add(user)
     await ctx.db.flush()

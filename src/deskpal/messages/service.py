@@ -11,7 +11,6 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from pydantic import ValidationError
 from sqlalchemy import ColumnElement, Select, and_, delete, false, func, select, true
 from sqlalchemy.orm import joinedload, selectinload
 
@@ -24,8 +23,6 @@ from deskpal.core.schemas import PageParams, PageResult
 from deskpal.customfields.models import EntityType
 from deskpal.customfields.schemas import CustomFieldDefinitionDTO
 from deskpal.customfields.service import definitions_for, validate_custom_fields
-from deskpal.endusers.schemas import EndUserWriteDTO
-from deskpal.endusers.service import upsert_end_user
 from deskpal.messages.html import html_to_text, preview_of, sanitize_html
 from deskpal.messages.models import SenderType, TicketMessage, TicketMessageTopic, TopicsStatus
 from deskpal.messages.schemas import (
@@ -181,7 +178,7 @@ async def add_message(
         message_date=message_date,
         reopen=False,
     )
-    return await insert(ctx, await tickets.get_ticket(ctx, ticket_id), new)
+    return await insert(ctx, await tickets.find_visible(ctx, ticket_id), new)
 
 
 async def insert(ctx: Ctx, ticket: Ticket, new: NewMessage) -> TicketMessage:
@@ -246,8 +243,20 @@ async def insert(ctx: Ctx, ticket: Ticket, new: NewMessage) -> TicketMessage:
     if new.uid and not ticket.uid:
         ticket.uid = new.uid
     await ctx.db.flush()
-    await tickets.link_uid(ctx, ticket, name=new.from_name, email=new.from_address)
+    name, email, phone = _end_user_contact(new)
+    await tickets.link_uid(ctx, ticket, name=name, email=email, phone=phone)
     return msg
+
+
+def _end_user_contact(new: NewMessage) -> tuple[str | None, str | None, str | None]:
+    """(name, email, phone) of the end user a message is from (incoming) or to (outgoing)."""
+    if new.incoming:
+        name, email, phone = new.from_name, new.from_address, new.from_number
+    else:
+        name, email, phone = None, new.to_address, new.to_number
+    if email and "," in email:
+        email = None  # several recipients name no single end user
+    return name, email, phone
 
 
 def _advance_ticket(ticket: Ticket, msg: TicketMessage, *, reopen: bool = True) -> None:
@@ -313,7 +322,7 @@ async def list_messages(
     include_internal: bool = True,
 ) -> PageResult[TicketMessage]:
     """One visible ticket's messages (404 for a ticket the caller cannot see), paged."""
-    await tickets.get_ticket(ctx, ticket_id)
+    await tickets.find_visible(ctx, ticket_id)
     where: list[ColumnElement[bool]] = [TicketMessage.ticket_id == ticket_id, visible(ctx.actor)]
     if not include_internal:
         where.append(TicketMessage.is_internal_note == false())
@@ -527,7 +536,7 @@ async def create_raw(ctx: Ctx, data: TicketMessageCreateDTO) -> TicketMessage:
     if data.ticket_id is None:
         raise ValidationFailed.field("ticketID", "is required")
     _check_note(ctx, data)
-    ticket = await tickets.get_ticket(ctx, data.ticket_id)
+    ticket = await tickets.find_visible(ctx, data.ticket_id)
     await _check_channel(ctx, data)
     for field_name, ref in (
         ("replyToMessageID", data.reply_to_message_id),
@@ -565,29 +574,21 @@ async def create_new(ctx: Ctx, data: TicketMessageCreateDTO) -> TicketMessage:
     elif reply_to is not None and reply_to.ticket_id != ticket_id:
         raise ValidationFailed.field("replyToMessageID", "is a message of another ticket")
 
-    if ticket_id is not None:
-        ticket = await tickets.get_ticket(ctx, ticket_id)
-    else:
-        ticket = await _new_ticket(ctx, data, channel)
     new = _new_message(ctx, data, custom)
     new.reply_to_message_id = reply_to_id
+    if ticket_id is not None:
+        ticket = await tickets.find_visible(ctx, ticket_id)
+    else:
+        ticket = await _new_ticket(ctx, data, channel, new)
     if new.uid is None and ticket.uid is not None:
         new.uid = ticket.uid
-    msg = await insert(ctx, ticket, new)
+    msg = await insert(ctx, ticket, new)  # links the end user the ticket's uid names
     return await get_message(ctx, msg.message_id)
 
 
-def _end_user_key(data: TicketMessageCreateDTO) -> tuple[str | None, str | None, str | None]:
-    """(uid, email, phone) of the end user a new ticket's first message names."""
-    email = data.from_address if data.incoming else data.to_address
-    phone = data.from_number if data.incoming else data.to_number
-    if email and "," in email:
-        email = None  # several recipients name no single end user
-    uid = data.uid or (email.strip().lower() if email else None) or phone
-    return uid, email, phone
-
-
-async def _new_ticket(ctx: Ctx, data: TicketMessageCreateDTO, channel: Channel | None) -> Ticket:
+async def _new_ticket(
+    ctx: Ctx, data: TicketMessageCreateDTO, channel: Channel | None, new: NewMessage
+) -> Ticket:
     channel_type = data.channel or (ChannelType(channel.channel_type) if channel else None)
     if channel_type is None and ctx.actor.is_phone:
         channel_type = ChannelType.PHONE
@@ -599,8 +600,9 @@ async def _new_ticket(ctx: Ctx, data: TicketMessageCreateDTO, channel: Channel |
         or data.message
         or (html_to_text(data.html_body) if data.html_body else "")
     )
-    uid, email, phone = _end_user_key(data)
-    ticket = await tickets.create_ticket(
+    _, email, phone = _end_user_contact(new)
+    uid = data.uid or (email.strip().lower() if email else None) or phone
+    return await tickets.insert_ticket(
         ctx,
         TicketWriteDTO(
             status=OPEN,
@@ -611,31 +613,8 @@ async def _new_ticket(ctx: Ctx, data: TicketMessageCreateDTO, channel: Channel |
             from_number=data.from_number,
             to_number=data.to_number,
         ),
+        link=False,
     )
-    if uid:
-        await _upsert_end_user(
-            ctx, ticket, uid=uid, name=data.from_name if data.incoming else None, email=email, phone=phone
-        )
-    return ticket
-
-
-async def _upsert_end_user(
-    ctx: Ctx, ticket: Ticket, *, uid: str, name: str | None, email: str | None, phone: str | None
-) -> None:
-    # An address or number the end-user rules refuse is left out rather than failing the message.
-    for candidate in (
-        {"uid": uid, "name": name, "email": email, "phone": phone},
-        {"uid": uid, "name": name, "email": email},
-        {"uid": uid, "name": name, "phone": phone},
-        {"uid": uid, "name": name},
-    ):
-        try:
-            data = EndUserWriteDTO.model_validate(candidate)
-        except ValidationError:
-            continue
-        user = await upsert_end_user(ctx, data)
-        await tickets.link_end_user(ctx, ticket.ticket_id, user.end_user_id)
-        return
 
 
 # --- update and delete -----------------------------------------------------------------------------
@@ -671,7 +650,7 @@ async def update_message(ctx: Ctx, message_id: int, data: TicketMessageUpdateDTO
         msg.is_draft = data.is_draft
     await ctx.db.flush()
     if publishing and not msg.is_internal_note:
-        ticket = await tickets.get_ticket(ctx, msg.ticket_id)
+        ticket = await tickets.find_visible(ctx, msg.ticket_id)
         _advance_ticket(ticket, msg)
         await ctx.db.flush()
     elif "is_draft" in given and data.is_draft and not msg.is_internal_note:

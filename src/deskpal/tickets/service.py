@@ -22,8 +22,8 @@ from deskpal.customers.models import CustomerRep
 from deskpal.customfields.models import EntityType
 from deskpal.customfields.service import validate_custom_fields
 from deskpal.endusers.models import EndUser
-from deskpal.endusers.schemas import EndUserDTO, EndUserWriteDTO
-from deskpal.endusers.service import upsert_end_user
+from deskpal.endusers.schemas import EndUserDTO
+from deskpal.endusers.service import upsert_lenient
 from deskpal.messages.models import TicketMessage
 from deskpal.storage import Storage
 from deskpal.storage import jobs as blobs
@@ -283,6 +283,15 @@ async def get_ticket(ctx: Ctx, ticket_id: int) -> Ticket:
     return ticket
 
 
+async def find_visible(ctx: Ctx, ticket_id: int) -> Ticket:
+    """The ticket's own row (no labels or links), if the actor may see it; else NotFound."""
+    stmt = select(Ticket).where(Ticket.ticket_id == ticket_id, visible(ctx.actor))
+    ticket = (await ctx.db.scalars(stmt)).first()
+    if ticket is None:
+        raise NotFound(f"ticket {ticket_id} not found")
+    return ticket
+
+
 async def find_by_token(ctx: Ctx, token: str) -> Ticket | None:
     return (await ctx.db.scalars(select(Ticket).where(Ticket.token == token))).first()
 
@@ -339,19 +348,20 @@ async def link_end_user(ctx: Ctx, ticket_id: int, end_user_id: int) -> None:
         await ctx.db.flush()
 
 
-async def link_uid(ctx: Ctx, ticket: Ticket, *, name: str | None = None, email: str | None = None) -> None:
+async def link_uid(
+    ctx: Ctx, ticket: Ticket, *, name: str | None = None, email: str | None = None, phone: str | None = None
+) -> None:
     """Link the end user the ticket's uid names, creating them when new."""
     if not ticket.uid:
         return
-    try:
-        data = EndUserWriteDTO(uid=ticket.uid, name=name, email=email)
-    except ValidationError:
-        data = EndUserWriteDTO(uid=ticket.uid, name=name)
-    user = await upsert_end_user(ctx, data)
-    await link_end_user(ctx, ticket.ticket_id, user.end_user_id)
+    user = await upsert_lenient(ctx, uid=ticket.uid, name=name, email=email, phone=phone)
+    if user is not None:
+        await link_end_user(ctx, ticket.ticket_id, user.end_user_id)
 
 
-async def _apply(ctx: Ctx, ticket: Ticket, data: TicketWriteDTO, *, creating: bool) -> None:
+async def _apply(
+    ctx: Ctx, ticket: Ticket, data: TicketWriteDTO, *, creating: bool, link: bool = True
+) -> None:
     requested_rep = data.customer_rep_id
     if creating and ctx.actor.role is Role.RESTRICTED and requested_rep is None:
         # A restricted rep sees only their own tickets: what they create is theirs.
@@ -386,13 +396,22 @@ async def _apply(ctx: Ctx, ticket: Ticket, data: TicketWriteDTO, *, creating: bo
     await ctx.db.flush()
     if data.end_user_id is not None:
         await link_end_user(ctx, ticket.ticket_id, data.end_user_id)
-    await link_uid(ctx, ticket)
+    if link:
+        await link_uid(ctx, ticket)
 
 
 async def create_ticket(ctx: Ctx, data: TicketWriteDTO) -> Ticket:
-    ticket = Ticket()
-    await _apply(ctx, ticket, data, creating=True)
+    """A new ticket, read back with its labels and links, linked to the end user its uid names."""
+    ticket = await insert_ticket(ctx, data, link=True)
     return await get_ticket(ctx, ticket.ticket_id)
+
+
+async def insert_ticket(ctx: Ctx, data: TicketWriteDTO, *, link: bool) -> Ticket:
+    """A new ticket as stored, without its relationships (link=False: the caller links the uid's
+    end user itself, knowing more of them)."""
+    ticket = Ticket()
+    await _apply(ctx, ticket, data, creating=True, link=link)
+    return ticket
 
 
 async def replace_ticket(ctx: Ctx, ticket_id: int, data: TicketWriteDTO) -> Ticket:
