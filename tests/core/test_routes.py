@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import inspect
+
 from fastapi import FastAPI
 
 from deskpal.routes import PUBLIC_ROUTES
-from tests.routes import is_public, iter_api_routes, policy_of
+from tests.routes import dependency_calls, is_public, iter_api_routes, policy_of
 
 
 def test_every_api_route_requires_a_permission_or_is_listed_public(app: FastAPI) -> None:
@@ -33,3 +35,18 @@ def test_openapi_describes_every_api_route(app: FastAPI) -> None:
     paths = app.openapi()["paths"]
     for info in iter_api_routes(app):
         assert info.method.lower() in paths.get(info.path, {}), f"{info.method} {info.path} missing"
+
+
+def test_no_dependency_or_handler_runs_in_the_threadpool(app: FastAPI) -> None:
+    # FastAPI runs plain `def` dependencies and handlers in a thread: a hand-off and a GIL fight on
+    # every request for what takes microseconds (query parsing, paging). Storage I/O that blocks
+    # goes through its own threads explicitly.
+    sync = []
+    for info in iter_api_routes(app):
+        calls = [info.route.endpoint, *dependency_calls(info.route)]
+        sync += [
+            f"{info.method} {info.path}: {getattr(c, '__qualname__', c)}"
+            for c in calls
+            if not (inspect.iscoroutinefunction(c) or inspect.isasyncgenfunction(c))
+        ]
+    assert not sync, "\n".join(sorted(set(sync)))

@@ -77,7 +77,7 @@ class PageParams:
         return (self.page_number - 1) * self.page_size
 
 
-def page_params(
+async def page_params(
     page_number: Annotated[int, Query(alias="pageNumber", ge=1, le=1_000_000)] = 1,
     page_size: Annotated[int, Query(alias="pageSize", ge=1, le=100)] = 10,
 ) -> PageParams:

@@ -33,6 +33,7 @@ from deskpal.core.schemas import (
 from deskpal.storage import Storage
 from deskpal.storage.http import blob_response
 from deskpal.tickets import service
+from deskpal.tickets.models import Ticket
 from deskpal.tickets.schemas import (
     AssignRequest,
     BulkUpdateRequest,
@@ -62,7 +63,12 @@ def storage_of(request: Request) -> Storage:
     return request.app.state.storage  # type: ignore[no-any-return]
 
 
-def ticket_query(
+async def _shown(ctx: Ctx, ticket: Ticket) -> TicketReadDTO:
+    """A ticket just written, as the client sees it."""
+    return service.to_dto(await service.read_ticket(ctx, ticket.ticket_id))
+
+
+async def ticket_query(
     status: Annotated[list[Annotated[CleanStr, Query(max_length=50)]] | None, Query()] = None,
     channel_ids: Annotated[
         list[Annotated[int, Query(ge=1, le=MAX_ID)]] | None, Query(alias="channelIDs")
@@ -114,13 +120,13 @@ async def list_tickets(
 
 @router.get("/{id}", response_model=TicketReadDTO)
 async def get_ticket(ctx: Read, id: IdPath) -> TicketReadDTO:
-    return service.to_dto(await service.get_ticket(ctx, id))
+    return service.to_dto(await service.read_ticket(ctx, id))
 
 
 @router.post("", response_model=TicketReadDTO, status_code=201)
 async def create_ticket(ctx: PhoneCreate, body: TicketWriteDTO) -> TicketReadDTO:
     """Phone auth creates tickets in its own channel only."""
-    return service.to_dto(await service.create_ticket(ctx, body))
+    return await _shown(ctx, await service.create_ticket(ctx, body))
 
 
 @router.put("/bulk", status_code=204, response_class=Response)
@@ -153,7 +159,7 @@ async def patch_ticket(
 ) -> TicketReadDTO:
     """RFC 6902 JSON Patch over TicketWriteDTO; a patch that fails anywhere changes nothing."""
     operations = [op.model_dump(by_alias=True, exclude_unset=True) for op in body]
-    return service.to_dto(await service.patch_ticket(ctx, id, operations))
+    return await _shown(ctx, await service.patch_ticket(ctx, id, operations))
 
 
 @router.delete("/{id}", status_code=204, response_class=Response)
@@ -165,7 +171,7 @@ async def delete_ticket(ctx: Write, request: Request, id: IdPath) -> None:
 async def assign_ticket(ctx: Write, id: IdPath, body: AssignRequest | None = None) -> TicketReadDTO:
     """Assign to the calling rep; phone tickets record the call's forward number."""
     forward = body.forward_number if body else None
-    return service.to_dto(await service.assign_to_me(ctx, id, forward))
+    return await _shown(ctx, await service.assign_to_me(ctx, id, forward))
 
 
 @router.get("/{id}/history-summary", response_model=str)
@@ -251,7 +257,7 @@ async def upload_recording(ctx: PhoneWrite, id: IdPath, request: Request) -> Tic
     ticket = await service.store_recording(
         ctx, storage_of(request), id, content_type=content_type, chunks=request.stream()
     )
-    return service.to_dto(ticket)
+    return await _shown(ctx, ticket)
 
 
 @router.get(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import AsyncIterable, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -41,6 +42,7 @@ from deskpal.tickets.schemas import (
     TicketReadDTO,
     TicketWriteDTO,
 )
+from deskpal.topics.models import Topic
 from deskpal.topics.service import require_topic_ids
 
 OPEN, CLOSED = "Open", "Closed"
@@ -89,9 +91,7 @@ def _with_details(stmt: Select[Ticket]) -> Select[Ticket]:
     )
 
 
-def _paged(
-    where: list[ColumnElement[bool]], sort_by: SortBy, desc: bool, params: PageParams
-) -> Select[Ticket]:
+def _paged(where: list[ColumnElement[bool]], sort_by: SortBy, desc: bool, params: PageParams) -> Select[Any]:
     """One page of the tickets `where` selects, in the given order, with their details.
 
     The page's ids are cut in a subquery and only its rows are joined to their labels: with the
@@ -107,8 +107,8 @@ def _paged(
         .offset(params.offset)
         .subquery("page")
     )
-    stmt = select(Ticket).join(page, page.c.ticket_id == Ticket.ticket_id)
-    return _with_details(stmt).order_by(*_order(page.c.sort_key, page.c.ticket_id, desc))
+    stmt = _view_select().join(page, page.c.ticket_id == Ticket.ticket_id)
+    return stmt.order_by(*_order(page.c.sort_key, page.c.ticket_id, desc))
 
 
 def _order(key: Any, ticket_id: Any, desc: bool) -> list[Any]:
@@ -142,15 +142,25 @@ _STORED_COLUMNS = (
 )
 
 
-def _stored_fields(ticket: Ticket) -> dict[str, Any]:
+def _stored_fields(ticket: Any) -> dict[str, Any]:
     fields = {name: getattr(ticket, name) for name in _STORED_COLUMNS}
     fields["custom_fields_data"] = dict(ticket.custom_fields_data or {})
     return fields
 
 
-def to_dto(ticket: Ticket) -> TicketReadDTO:
+@dataclass(slots=True)
+class TicketView:
+    """A ticket as the read DTO shows it, read as plain rows (see _view_select)."""
+
+    row: Any  # a Row of _view_select
+    end_users: list[Any]  # Rows of end-user columns
+    topics: list[str]
+
+
+def to_dto(view: TicketView) -> TicketReadDTO:
     # Built from stored, typed columns: model_construct skips re-validating them (the input
     # validators are for what clients send), which is most of the cost of a page of 25.
+    t = view.row
     end_users = [
         EndUserDTO.model_construct(
             end_user_id=u.end_user_id,
@@ -160,22 +170,92 @@ def to_dto(ticket: Ticket) -> TicketReadDTO:
             phone=u.phone,
             date_created=u.created_at,
         )
-        for u in ticket.end_users
+        for u in view.end_users
     ]
     return TicketReadDTO.model_construct(
-        **_stored_fields(ticket),
-        ticket_id=ticket.ticket_id,
-        token=ticket.token,
-        date_created=ticket.created_at,
-        channel_name=ticket.channel.name if ticket.channel else None,
-        customer_rep_name=ticket.customer_rep.name if ticket.customer_rep else None,
+        **_stored_fields(t),
+        ticket_id=t.ticket_id,
+        token=t.token,
+        date_created=t.created_at,
+        channel_name=t.channel_name,
+        customer_rep_name=t.customer_rep_name,
         end_user_id=end_users[0].end_user_id if end_users else None,
         ai_feedback_comments=[],
         end_users=end_users,
-        topics=[t.name for t in ticket.topics],
-        has_recording=ticket.recording_key is not None,
-        last_end_user_message_id=ticket.last_end_user_message_id,
+        topics=view.topics,
+        has_recording=t.recording_key is not None,
+        last_end_user_message_id=t.last_end_user_message_id,
     )
+
+
+# Reads for the client are plain rows, not ORM entities: building entities and their collections
+# in the identity map was most of a list page's Python time. Writes load entities (get_ticket).
+_VIEW_COLUMNS = (
+    *_STORED_COLUMNS,
+    "custom_fields_data",
+    "ticket_id",
+    "token",
+    "created_at",
+    "recording_key",
+    "last_end_user_message_id",
+)
+
+
+def _view_select() -> Select[Any]:
+    return (
+        select(
+            *(getattr(Ticket, name).label(name) for name in _VIEW_COLUMNS),
+            Channel.name.label("channel_name"),
+            CustomerRep.name.label("customer_rep_name"),
+        )
+        .select_from(Ticket)
+        .outerjoin(Channel, Channel.channel_id == Ticket.channel_id)
+        .outerjoin(CustomerRep, CustomerRep.customer_rep_id == Ticket.customer_rep_id)
+    )
+
+
+async def _views(ctx: Ctx, stmt: Select[Any]) -> list[TicketView]:
+    """The rows of a _view_select statement, with their end users and topics (one query each, by
+    primary key: joined, SQLite would materialise the tenant's whole link table)."""
+    rows = (await ctx.db.execute(stmt)).all()
+    if not rows:
+        return []
+    ids = [r.ticket_id for r in rows]
+    end_users: dict[int, list[Any]] = {i: [] for i in ids}
+    linked = (
+        select(
+            TicketEndUser.ticket_id,
+            EndUser.end_user_id,
+            EndUser.uid,
+            EndUser.name,
+            EndUser.email,
+            EndUser.phone,
+            EndUser.created_at,
+        )
+        .join(EndUser, EndUser.end_user_id == TicketEndUser.end_user_id)
+        .where(TicketEndUser.ticket_id.in_(ids))
+        .order_by(EndUser.end_user_id)
+    )
+    for u in await ctx.db.execute(linked):
+        end_users[u.ticket_id].append(u)
+    topics: dict[int, list[str]] = {i: [] for i in ids}
+    named = (
+        select(TicketTopic.ticket_id, Topic.name)
+        .join(Topic, Topic.topic_id == TicketTopic.topic_id)
+        .where(TicketTopic.ticket_id.in_(ids))
+        .order_by(Topic.name)
+    )
+    for ticket_id, name in await ctx.db.execute(named):
+        topics[ticket_id].append(name)
+    return [TicketView(r, end_users[r.ticket_id], topics[r.ticket_id]) for r in rows]
+
+
+async def read_ticket(ctx: Ctx, ticket_id: int) -> TicketView:
+    """The ticket as the client sees it, if the actor may see it; else NotFound."""
+    views = await _views(ctx, _view_select().where(Ticket.ticket_id == ticket_id, visible(ctx.actor)))
+    if not views:
+        raise NotFound(f"ticket {ticket_id} not found")
+    return views[0]
 
 
 # --- reads -----------------------------------------------------------------------------------------
@@ -225,7 +305,7 @@ def _count(ctx: Ctx, q: TicketQuery, now: datetime) -> Select[int]:
     return select(everything.scalar_subquery() - hidden.scalar_subquery())
 
 
-async def list_tickets(ctx: Ctx, q: TicketQuery, params: PageParams) -> PageResult[Ticket]:
+async def list_tickets(ctx: Ctx, q: TicketQuery, params: PageParams) -> PageResult[TicketView]:
     now = utcnow()
     where = _filters(ctx, q, now)
     words = search.terms(q.search) if q.search else []
@@ -236,25 +316,22 @@ async def list_tickets(ctx: Ctx, q: TicketQuery, params: PageParams) -> PageResu
         raise ValidationFailed.field("sortBy", "relevance needs a search")
     desc = q.sort_order is SortOrder.DESC
 
-    stmt = select(Ticket).where(*where)
     if words:
-        return await _search_page(ctx, stmt, where, words, sort_by, desc, params)
+        return await _search_page(ctx, where, words, sort_by, desc, params)
     total = int(await ctx.db.scalar(_count(ctx, q, now)) or 0)
     if total == 0 or params.offset >= total:
         return PageResult([], total, params)
-    rows = (await ctx.db.scalars(_paged(where, sort_by, desc, params))).all()
-    return PageResult(list(rows), total, params)
+    return PageResult(await _views(ctx, _paged(where, sort_by, desc, params)), total, params)
 
 
 async def _search_page(
     ctx: Ctx,
-    stmt: Select[Ticket],
     where: list[ColumnElement[bool]],
     words: list[str],
     sort_by: SortBy,
     desc: bool,
     params: PageParams,
-) -> PageResult[Ticket]:
+) -> PageResult[TicketView]:
     # The full-text engine returns a bounded set of matching tickets (search.CANDIDATES messages'
     # worth) with their scores, already filtered: read once, it gives the count and the page.
     hits_stmt, higher_is_better = search.matching_tickets(ctx.db.get_bind().dialect.name, words, where)
@@ -267,11 +344,12 @@ async def _search_page(
         ranked = sorted(hits, key=lambda h: h[0], reverse=desc)  # ties by id, in the same direction
         ranked.sort(key=lambda h: h[1], reverse=higher_is_better == desc)
         ids = [ticket_id for ticket_id, _ in ranked[params.offset : end]]
-        page = _with_details(stmt.where(Ticket.ticket_id.in_(ids)))
-        found = {t.ticket_id: t for t in await ctx.db.scalars(page)}
+        found = {
+            v.row.ticket_id: v for v in await _views(ctx, _view_select().where(Ticket.ticket_id.in_(ids)))
+        }
         return PageResult([found[i] for i in ids if i in found], total, params)
     page = _paged([*where, Ticket.ticket_id.in_([i for i, _ in hits])], sort_by, desc, params)
-    return PageResult(list((await ctx.db.scalars(page)).all()), total, params)
+    return PageResult(await _views(ctx, page), total, params)
 
 
 async def get_ticket(ctx: Ctx, ticket_id: int) -> Ticket:
@@ -401,14 +479,12 @@ async def _apply(
 
 
 async def create_ticket(ctx: Ctx, data: TicketWriteDTO) -> Ticket:
-    """A new ticket, read back with its labels and links, linked to the end user its uid names."""
-    ticket = await insert_ticket(ctx, data, link=True)
-    return await get_ticket(ctx, ticket.ticket_id)
+    """A new ticket, linked to the end user its uid names (read_ticket shows it)."""
+    return await insert_ticket(ctx, data, link=True)
 
 
 async def insert_ticket(ctx: Ctx, data: TicketWriteDTO, *, link: bool) -> Ticket:
-    """A new ticket as stored, without its relationships (link=False: the caller links the uid's
-    end user itself, knowing more of them)."""
+    """A new ticket (link=False: the caller links the uid's end user itself, knowing more of them)."""
     ticket = Ticket()
     await _apply(ctx, ticket, data, creating=True, link=link)
     return ticket
@@ -417,7 +493,7 @@ async def insert_ticket(ctx: Ctx, data: TicketWriteDTO, *, link: bool) -> Ticket
 async def replace_ticket(ctx: Ctx, ticket_id: int, data: TicketWriteDTO) -> Ticket:
     ticket = await get_ticket(ctx, ticket_id)
     await _apply(ctx, ticket, data, creating=False)
-    return await get_ticket(ctx, ticket_id)
+    return ticket
 
 
 def _write_document(ticket: Ticket) -> dict[str, Any]:
@@ -450,7 +526,7 @@ async def patch_ticket(ctx: Ctx, ticket_id: int, operations: list[dict[str, Any]
         detail = "; ".join(f"{e['field']}: {e['message']}" for e in errors)
         raise ValidationFailed(detail, errors=errors) from exc
     await _apply(ctx, ticket, data, creating=False)
-    return await get_ticket(ctx, ticket_id)
+    return ticket
 
 
 async def delete_ticket(ctx: Ctx, ticket_id: int, *, storage: Storage | None = None) -> None:
@@ -478,7 +554,7 @@ async def assign_to_me(ctx: Ctx, ticket_id: int, forward_number: str | None) -> 
             # The call itself is forwarded by the phone integration; deskpal records the decision.
             ticket.forwarded_to_number, ticket.forwarded_at = number, utcnow()
     await ctx.db.flush()
-    return await get_ticket(ctx, ticket_id)
+    return ticket
 
 
 async def _drop_blobs(ctx: Ctx, tickets: Sequence[Ticket], storage: Storage | None) -> None:
@@ -631,7 +707,7 @@ async def set_recording(
         await blobs.ensure_sweep(ctx, storage)
     ticket.recording_key, ticket.recording_content_type, ticket.recording_size = key, content_type, size
     await ctx.db.flush()
-    return await get_ticket(ctx, ticket_id)
+    return ticket
 
 
 async def store_recording(
