@@ -5,12 +5,26 @@ from __future__ import annotations
 import uuid
 from collections.abc import AsyncIterable, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
+from functools import cache
+from operator import itemgetter
 from typing import Any
 
 import jsonpatch
 from pydantic import ValidationError
-from sqlalchemy import ColumnElement, Select, delete, exists, false, func, or_, select, true
+from sqlalchemy import (
+    JSON,
+    ColumnElement,
+    Select,
+    delete,
+    exists,
+    false,
+    func,
+    or_,
+    select,
+    true,
+    type_coerce,
+)
 from sqlalchemy.orm import joinedload, selectinload
 
 from deskpal.attachments.models import TicketMessageAttachment
@@ -91,7 +105,9 @@ def _with_details(stmt: Select[Ticket]) -> Select[Ticket]:
     )
 
 
-def _paged(where: list[ColumnElement[bool]], sort_by: SortBy, desc: bool, params: PageParams) -> Select[Any]:
+def _paged(
+    dialect: str, where: list[ColumnElement[bool]], sort_by: SortBy, desc: bool, params: PageParams
+) -> Select[Any]:
     """One page of the tickets `where` selects, in the given order, with their details.
 
     The page's ids are cut in a subquery and only its rows are joined to their labels: with the
@@ -107,7 +123,7 @@ def _paged(where: list[ColumnElement[bool]], sort_by: SortBy, desc: bool, params
         .offset(params.offset)
         .subquery("page")
     )
-    stmt = _view_select().join(page, page.c.ticket_id == Ticket.ticket_id)
+    stmt = _view_select(dialect).join(page, page.c.ticket_id == Ticket.ticket_id)
     return stmt.order_by(*_order(page.c.sort_key, page.c.ticket_id, desc))
 
 
@@ -150,11 +166,13 @@ def _stored_fields(ticket: Any) -> dict[str, Any]:
 
 @dataclass(slots=True)
 class TicketView:
-    """A ticket as the read DTO shows it, read as plain rows (see _view_select)."""
+    """A ticket as the read DTO shows it: one row of _view_select."""
 
-    row: Any  # a Row of _view_select
-    end_users: list[Any]  # Rows of end-user columns
-    topics: list[str]
+    row: Any
+
+    @property
+    def ticket_id(self) -> int:
+        return int(self.row.ticket_id)
 
 
 def to_dto(view: TicketView) -> TicketReadDTO:
@@ -163,14 +181,9 @@ def to_dto(view: TicketView) -> TicketReadDTO:
     t = view.row
     end_users = [
         EndUserDTO.model_construct(
-            end_user_id=u.end_user_id,
-            uid=u.uid,
-            name=u.name,
-            email=u.email,
-            phone=u.phone,
-            date_created=u.created_at,
+            end_user_id=u[0], uid=u[1], name=u[2], email=u[3], phone=u[4], date_created=_json_time(u[5])
         )
-        for u in view.end_users
+        for u in sorted(t.end_users or (), key=itemgetter(0))
     ]
     return TicketReadDTO.model_construct(
         **_stored_fields(t),
@@ -182,14 +195,22 @@ def to_dto(view: TicketView) -> TicketReadDTO:
         end_user_id=end_users[0].end_user_id if end_users else None,
         ai_feedback_comments=[],
         end_users=end_users,
-        topics=view.topics,
+        topics=sorted(t.topics or ()),
         has_recording=t.recording_key is not None,
         last_end_user_message_id=t.last_end_user_message_id,
     )
 
 
-# Reads for the client are plain rows, not ORM entities: building entities and their collections
-# in the identity map was most of a list page's Python time. Writes load entities (get_ticket).
+def _json_time(value: str) -> datetime:
+    # SQLite's stored text (naive UTC) or PostgreSQL's JSON rendering of a timestamptz.
+    parsed = datetime.fromisoformat(value)
+    return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
+
+
+# Reads for the client are one statement of plain rows, not ORM entities with collections: the
+# per-statement and identity-map work was most of a GET's and a list page's Python time. The end
+# users and topics come as JSON arrays from correlated subqueries (ticket_end_user and ticket_topic
+# are keyed by ticket). Writes load entities (get_ticket).
 _VIEW_COLUMNS = (
     *_STORED_COLUMNS,
     "custom_fields_data",
@@ -201,12 +222,48 @@ _VIEW_COLUMNS = (
 )
 
 
-def _view_select() -> Select[Any]:
+def _json_array(dialect: str, values: Any) -> Any:
+    """One row's values as a JSON array (an element of the aggregate below)."""
+    return func.json_build_array(*values) if dialect == "postgresql" else func.json_array(*values)
+
+
+def _json_agg(dialect: str, value: Any) -> Any:
+    return func.json_agg(value) if dialect == "postgresql" else func.json_group_array(value)
+
+
+@cache  # built once per dialect: callers add to it (a Select is immutable), never change it
+def _view_select(dialect: str) -> Select[Any]:
+    end_user_cols = (
+        EndUser.end_user_id,
+        EndUser.uid,
+        EndUser.name,
+        EndUser.email,
+        EndUser.phone,
+        EndUser.created_at,
+    )
+    end_users = (
+        select(_json_agg(dialect, _json_array(dialect, end_user_cols)))
+        .select_from(TicketEndUser)
+        .join(EndUser, EndUser.end_user_id == TicketEndUser.end_user_id)
+        .where(TicketEndUser.ticket_id == Ticket.ticket_id)
+        .correlate(Ticket)
+        .scalar_subquery()
+    )
+    topics = (
+        select(_json_agg(dialect, Topic.name))
+        .select_from(TicketTopic)
+        .join(Topic, Topic.topic_id == TicketTopic.topic_id)
+        .where(TicketTopic.ticket_id == Ticket.ticket_id)
+        .correlate(Ticket)
+        .scalar_subquery()
+    )
     return (
         select(
             *(getattr(Ticket, name).label(name) for name in _VIEW_COLUMNS),
             Channel.name.label("channel_name"),
             CustomerRep.name.label("customer_rep_name"),
+            type_coerce(end_users, JSON).label("end_users"),
+            type_coerce(topics, JSON).label("topics"),
         )
         .select_from(Ticket)
         .outerjoin(Channel, Channel.channel_id == Ticket.channel_id)
@@ -215,44 +272,17 @@ def _view_select() -> Select[Any]:
 
 
 async def _views(ctx: Ctx, stmt: Select[Any]) -> list[TicketView]:
-    """The rows of a _view_select statement, with their end users and topics (one query each, by
-    primary key: joined, SQLite would materialise the tenant's whole link table)."""
-    rows = (await ctx.db.execute(stmt)).all()
-    if not rows:
-        return []
-    ids = [r.ticket_id for r in rows]
-    end_users: dict[int, list[Any]] = {i: [] for i in ids}
-    linked = (
-        select(
-            TicketEndUser.ticket_id,
-            EndUser.end_user_id,
-            EndUser.uid,
-            EndUser.name,
-            EndUser.email,
-            EndUser.phone,
-            EndUser.created_at,
-        )
-        .join(EndUser, EndUser.end_user_id == TicketEndUser.end_user_id)
-        .where(TicketEndUser.ticket_id.in_(ids))
-        .order_by(EndUser.end_user_id)
-    )
-    for u in await ctx.db.execute(linked):
-        end_users[u.ticket_id].append(u)
-    topics: dict[int, list[str]] = {i: [] for i in ids}
-    named = (
-        select(TicketTopic.ticket_id, Topic.name)
-        .join(Topic, Topic.topic_id == TicketTopic.topic_id)
-        .where(TicketTopic.ticket_id.in_(ids))
-        .order_by(Topic.name)
-    )
-    for ticket_id, name in await ctx.db.execute(named):
-        topics[ticket_id].append(name)
-    return [TicketView(r, end_users[r.ticket_id], topics[r.ticket_id]) for r in rows]
+    return [TicketView(row) for row in await ctx.db.execute(stmt)]
+
+
+def _dialect(ctx: Ctx) -> str:
+    return ctx.db.get_bind().dialect.name
 
 
 async def read_ticket(ctx: Ctx, ticket_id: int) -> TicketView:
     """The ticket as the client sees it, if the actor may see it; else NotFound."""
-    views = await _views(ctx, _view_select().where(Ticket.ticket_id == ticket_id, visible(ctx.actor)))
+    stmt = _view_select(_dialect(ctx)).where(Ticket.ticket_id == ticket_id, visible(ctx.actor))
+    views = await _views(ctx, stmt)
     if not views:
         raise NotFound(f"ticket {ticket_id} not found")
     return views[0]
@@ -321,7 +351,8 @@ async def list_tickets(ctx: Ctx, q: TicketQuery, params: PageParams) -> PageResu
     total = int(await ctx.db.scalar(_count(ctx, q, now)) or 0)
     if total == 0 or params.offset >= total:
         return PageResult([], total, params)
-    return PageResult(await _views(ctx, _paged(where, sort_by, desc, params)), total, params)
+    page = _paged(_dialect(ctx), where, sort_by, desc, params)
+    return PageResult(await _views(ctx, page), total, params)
 
 
 async def _search_page(
@@ -345,10 +376,11 @@ async def _search_page(
         ranked.sort(key=lambda h: h[1], reverse=higher_is_better == desc)
         ids = [ticket_id for ticket_id, _ in ranked[params.offset : end]]
         found = {
-            v.row.ticket_id: v for v in await _views(ctx, _view_select().where(Ticket.ticket_id.in_(ids)))
+            v.ticket_id: v
+            for v in await _views(ctx, _view_select(_dialect(ctx)).where(Ticket.ticket_id.in_(ids)))
         }
         return PageResult([found[i] for i in ids if i in found], total, params)
-    page = _paged([*where, Ticket.ticket_id.in_([i for i, _ in hits])], sort_by, desc, params)
+    page = _paged(_dialect(ctx), [*where, Ticket.ticket_id.in_([i for i, _ in hits])], sort_by, desc, params)
     return PageResult(await _views(ctx, page), total, params)
 
 
