@@ -62,6 +62,10 @@ class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING_CONVENTION)
 
 
+# Execution option: a SQLite read without BEGIN (see transaction()).
+AUTOCOMMIT_READ = "deskpal_autocommit_read"
+
+
 def is_sqlite(url: str) -> bool:
     return url.startswith("sqlite")
 
@@ -92,7 +96,10 @@ def _configure_sqlite(engine: AsyncEngine) -> None:
         # A deferred transaction that reads and then writes cannot wait for another writer: SQLite
         # answers SQLITE_BUSY at once. Writers take the lock up front, after queueing
         # on Database.write_lock.
-        if conn.get_execution_options().get("sqlite_immediate"):
+        options = conn.get_execution_options()
+        if options.get(AUTOCOMMIT_READ):
+            return  # the connection is in autocommit until a BEGIN (isolation_level None)
+        if options.get("sqlite_immediate"):
             conn.exec_driver_sql("BEGIN IMMEDIATE")
         else:
             conn.exec_driver_sql("BEGIN")
@@ -132,7 +139,14 @@ async def transaction(
     db: Database, *, write: bool = True, customer_id: int | None = None
 ) -> AsyncIterator[AsyncSession]:
     """One unit of work: commits when the block ends, rolls back and re-raises on any error."""
-    if write and db.dialect == "sqlite":
+    if not write:
+        # A read needs no transaction around it: its statements run in autocommit, which spares a
+        # GET the BEGIN and COMMIT round trips (PostgreSQL) or statements (SQLite). A list's count
+        # and page may then see different commits, like two requests would.
+        read = {"isolation_level": "AUTOCOMMIT"} if db.dialect == "postgresql" else {AUTOCOMMIT_READ: True}
+        async with _unit_of_work(db, customer_id, read) as session:
+            yield session
+    elif db.dialect == "sqlite":
         immediate = {"sqlite_immediate": True}
         async with db.write_lock().held(), _unit_of_work(db, customer_id, immediate) as session:
             yield session
