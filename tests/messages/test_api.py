@@ -50,6 +50,41 @@ async def _ticket(client: httpx.AsyncClient, tenant: Tenant, ticket_id: int) -> 
     return r.json()  # type: ignore[no-any-return]
 
 
+class TestCreatedMessageIsShownAsStored:
+    """A create answers without reading the message back: it must show what a GET then shows."""
+
+    async def test_create_new_raw_and_reply_answer_what_get_shows(
+        self, client: httpx.AsyncClient, tenant: Tenant
+    ) -> None:
+        channel = await create_channel(client, tenant, name="Support mail")
+        first = await create_message(
+            client,
+            tenant.headers,
+            channelID=channel["channelID"],
+            fromAddress="ann@example.com",
+            fromName="Ann",
+            htmlBody="<p>Hi <b>there</b><script>x()</script></p>",
+            customFieldsData={},
+        )
+        reply = await create_message(
+            client,
+            tenant.headers,
+            ticketID=first["ticketID"],
+            incoming=False,
+            senderType="CustomerRep",
+            toAddress="ann@example.com",
+            message="We are on it",
+            replyToMessageID=first["messageID"],
+        )
+        raw = await create_message(
+            client, tenant.headers, path="", ticketID=first["ticketID"], isInternalNote=True, message="note"
+        )
+        for created in (first, reply, raw):
+            assert created == await _get(client, tenant.headers, created["messageID"])
+        assert first["channelName"] == "Support mail"
+        assert reply["customerRepName"] and reply["customerRepID"] == tenant.admin_rep_id
+
+
 class TestCreateNew:
     async def test_without_ticket_id_creates_the_ticket_and_the_end_user(
         self, app: object, client: httpx.AsyncClient, tenant: Tenant

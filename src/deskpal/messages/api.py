@@ -61,13 +61,13 @@ async def list_messages(
 @router.post("", response_model=TicketMessageDetailDTO, status_code=201)
 async def create_message(ctx: PhoneCreate, body: TicketMessageCreateDTO) -> TicketMessageDetailDTO:
     """A raw message in an existing ticket (ticketID required); the ticket follows it."""
-    return await service.to_detail(ctx, await service.create_raw(ctx, body))
+    return await service.create_raw(ctx, body)
 
 
 @router.post("/create-new", response_model=TicketMessageDetailDTO, status_code=201)
 async def create_new(ctx: PhoneCreate, body: TicketMessageCreateDTO) -> TicketMessageDetailDTO:
     """A message; without ticketID, in the replied-to message's ticket or a new ticket (and end user)."""
-    return await service.to_detail(ctx, await service.create_new(ctx, body))
+    return await service.create_new(ctx, body)
 
 
 @router.get("/{id}", response_model=TicketMessageDetailDTO)

@@ -20,6 +20,7 @@ from deskpal.core.context import Actor, Ctx
 from deskpal.core.db import utcnow
 from deskpal.core.errors import Conflict, Forbidden, NotFound, ValidationFailed
 from deskpal.core.schemas import PageParams, PageResult
+from deskpal.customers.models import CustomerRep
 from deskpal.customfields.models import EntityType
 from deskpal.customfields.schemas import CustomFieldDefinitionDTO
 from deskpal.customfields.service import definitions_for, validate_custom_fields
@@ -387,7 +388,23 @@ def topic_dto(link: TicketMessageTopic) -> TicketMessageTopicDTO:
     )
 
 
-def _summary_fields(msg: TicketMessage) -> dict[str, Any]:
+@dataclass(frozen=True, slots=True)
+class Labels:
+    """What a message's DTO shows of its relationships, when the caller knows it already."""
+
+    customer_rep_name: str | None
+    channel_name: str | None
+
+
+def _summary_fields(msg: TicketMessage, labels: Labels | None = None) -> dict[str, Any]:
+    if labels is None:
+        labels = Labels(
+            customer_rep_name=msg.customer_rep.name if msg.customer_rep else None,
+            channel_name=msg.channel.name if msg.channel else None,
+        )
+        topics = [topic_dto(link) for link in msg.topic_links]
+    else:
+        topics = []  # a message just written has no topic links yet
     return {
         "message_id": msg.message_id,
         "ticket_id": msg.ticket_id,
@@ -397,10 +414,10 @@ def _summary_fields(msg: TicketMessage) -> dict[str, Any]:
         "customer_id": msg.customer_id,
         "sender_type": msg.sender_type,
         "customer_rep_id": msg.customer_rep_id,
-        "customer_rep_name": msg.customer_rep.name if msg.customer_rep else None,
+        "customer_rep_name": labels.customer_rep_name,
         "channel": msg.channel_type,
         "channel_id": msg.channel_id,
-        "channel_name": msg.channel.name if msg.channel else None,
+        "channel_name": labels.channel_name,
         "incoming": msg.incoming,
         "is_draft": msg.is_draft,
         "is_internal_note": msg.is_internal_note,
@@ -429,7 +446,7 @@ def _summary_fields(msg: TicketMessage) -> dict[str, Any]:
         "is_escalated": msg.is_escalated,
         "reply_to_message_id": msg.reply_to_message_id,
         "forward_from_message_id": msg.forward_from_message_id,
-        "topics": [topic_dto(link) for link in msg.topic_links],
+        "topics": topics,
         "actions": [],
         "custom_fields_data": dict(msg.custom_fields_data or {}),
     }
@@ -439,10 +456,10 @@ def to_summary(msg: TicketMessage) -> TicketMessageSummaryDTO:
     return TicketMessageSummaryDTO(**_summary_fields(msg))
 
 
-async def to_detail(ctx: Ctx, msg: TicketMessage) -> TicketMessageDetailDTO:
+async def to_detail(ctx: Ctx, msg: TicketMessage, labels: Labels | None = None) -> TicketMessageDetailDTO:
     definitions = await definitions_for(ctx, EntityType.TICKET_MESSAGE)
     return TicketMessageDetailDTO(
-        **_summary_fields(msg),
+        **_summary_fields(msg, labels),
         headers=msg.headers,
         ai_generated_response=msg.ai_generated_response,
         ai_modified_response=msg.ai_modified_response,
@@ -457,6 +474,18 @@ async def to_detail(ctx: Ctx, msg: TicketMessage) -> TicketMessageDetailDTO:
 
 
 # --- create ----------------------------------------------------------------------------------------
+
+
+async def created_detail(ctx: Ctx, msg: TicketMessage) -> TicketMessageDetailDTO:
+    """A message this request inserted, shown without reading it back: its rep is the caller (or
+    nobody), its channel is in the session already, and it has no topics yet."""
+    rep_name = ctx.actor.name if msg.customer_rep_id is not None else None
+    if msg.customer_rep_id is not None and msg.customer_rep_id != ctx.actor.rep_id:
+        rep = await ctx.db.get(CustomerRep, msg.customer_rep_id)
+        rep_name = rep.name if rep else None
+    channel = await ctx.db.get(Channel, msg.channel_id) if msg.channel_id is not None else None
+    labels = Labels(customer_rep_name=rep_name, channel_name=channel.name if channel else None)
+    return await to_detail(ctx, msg, labels)
 
 
 async def _linked_message(ctx: Ctx, message_id: int, field_name: str) -> TicketMessage:
@@ -531,7 +560,7 @@ def _check_note(ctx: Ctx, data: TicketMessageCreateDTO) -> None:
         raise Forbidden("only representatives write internal notes", code="INTERNAL_NOTE_REPS_ONLY")
 
 
-async def create_raw(ctx: Ctx, data: TicketMessageCreateDTO) -> TicketMessage:
+async def create_raw(ctx: Ctx, data: TicketMessageCreateDTO) -> TicketMessageDetailDTO:
     """POST /api/TicketMessages: the message as given, in an existing ticket (ticketID required)."""
     if data.ticket_id is None:
         raise ValidationFailed.field("ticketID", "is required")
@@ -546,10 +575,10 @@ async def create_raw(ctx: Ctx, data: TicketMessageCreateDTO) -> TicketMessage:
             await _linked_message(ctx, ref, field_name)
     custom = await validate_custom_fields(ctx, EntityType.TICKET_MESSAGE, data.custom_fields_data)
     msg = await insert(ctx, ticket, _new_message(ctx, data, custom))
-    return await get_message(ctx, msg.message_id)
+    return await created_detail(ctx, msg)
 
 
-async def create_new(ctx: Ctx, data: TicketMessageCreateDTO) -> TicketMessage:
+async def create_new(ctx: Ctx, data: TicketMessageCreateDTO) -> TicketMessageDetailDTO:
     """POST create-new: a message, creating its ticket and end user when no ticket is named.
 
     The ticket is ticketID's, else the replied-to or forwarded message's, else a new one. A forward
@@ -583,7 +612,7 @@ async def create_new(ctx: Ctx, data: TicketMessageCreateDTO) -> TicketMessage:
     if new.uid is None and ticket.uid is not None:
         new.uid = ticket.uid
     msg = await insert(ctx, ticket, new)  # links the end user the ticket's uid names
-    return await get_message(ctx, msg.message_id)
+    return await created_detail(ctx, msg)
 
 
 async def _new_ticket(

@@ -25,6 +25,8 @@ from sqlalchemy import (
     true,
     type_coerce,
 )
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import joinedload, selectinload
 
 from deskpal.attachments.models import TicketMessageAttachment
@@ -33,6 +35,7 @@ from deskpal.core.context import Actor, Ctx, Role
 from deskpal.core.db import utcnow
 from deskpal.core.errors import Forbidden, NotFound, Unprocessable, ValidationFailed
 from deskpal.core.schemas import PageParams, PageResult
+from deskpal.core.tenancy import TenantNotBound
 from deskpal.customers.models import CustomerRep
 from deskpal.customfields.models import EntityType
 from deskpal.customfields.service import validate_custom_fields
@@ -449,13 +452,20 @@ async def _check_channel(ctx: Ctx, channel_id: int | None, current: int | None) 
 
 
 async def link_end_user(ctx: Ctx, ticket_id: int, end_user_id: int) -> None:
-    """Link an end user to a ticket once (a no-op when linked)."""
-    stmt = select(TicketEndUser).where(
-        TicketEndUser.ticket_id == ticket_id, TicketEndUser.end_user_id == end_user_id
+    """Link an end user to a ticket once (a no-op when linked): one INSERT ... ON CONFLICT DO NOTHING.
+
+    Both ids are the caller's, already checked against the bound tenant; the row gets that tenant.
+    """
+    customer_id = ctx.db.info.get("customer_id")
+    if customer_id is None:
+        raise TenantNotBound("linking an end user with no tenant bound")
+    dialect_insert = pg_insert if _dialect(ctx) == "postgresql" else sqlite_insert
+    stmt = (
+        dialect_insert(TicketEndUser)
+        .values(ticket_id=ticket_id, end_user_id=end_user_id, customer_id=customer_id)
+        .on_conflict_do_nothing()
     )
-    if (await ctx.db.scalars(stmt)).first() is None:
-        ctx.db.add(TicketEndUser(ticket_id=ticket_id, end_user_id=end_user_id))
-        await ctx.db.flush()
+    await ctx.db.execute(stmt)
 
 
 async def link_uid(
