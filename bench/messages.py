@@ -201,7 +201,7 @@ def _attachments(base: str, key: str, channel_id: int, rounds: int = 3) -> dict[
     }
 
 
-def bench(kind: str, seconds: float, clients: int) -> dict[str, Any]:
+def bench(kind: str, seconds: float, clients: int, workers: int) -> dict[str, Any]:
     from deskpal.migrate import upgrade
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -224,7 +224,10 @@ def bench(kind: str, seconds: float, clients: int) -> dict[str, Any]:
             }
             port = _free_port()
             server = subprocess.Popen(
-                [PY, "-m", "deskpal", "serve", "--port", str(port), "--no-demo", "--no-migrate"],
+                [
+                    *(PY, "-m", "deskpal", "serve", "--port", str(port), "--workers", str(workers)),
+                    *("--no-demo", "--no-migrate", "--no-access-log"),
+                ],
                 env=env,
                 stdout=subprocess.DEVNULL,
                 stderr=subprocess.DEVNULL,
@@ -269,11 +272,12 @@ def main() -> None:
     parser.add_argument("--db", choices=["sqlite", "postgresql", "both"], default="both")
     parser.add_argument("--seconds", type=float, default=10)
     parser.add_argument("--clients", type=int, default=16)
+    parser.add_argument("--workers", type=int, default=1, help="deskpal serve --workers")
     args = parser.parse_args()
     kinds = ["sqlite", "postgresql"] if args.db == "both" else [args.db]
     print(f"{'db':<11} {'workload':<8} {'creations/s':>11} {'p50 ms':>8} {'p95 ms':>8} {'errors':>6}")
     for kind in kinds:
-        r = bench(kind, args.seconds, args.clients)
+        r = bench(kind, args.seconds, args.clients, args.workers)
         for name in ("new", "reply"):
             w = r[name]
             print(

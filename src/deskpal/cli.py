@@ -137,6 +137,9 @@ def serve(
     ] = 1,
     no_migrate: Annotated[bool, typer.Option("--no-migrate", help="Do not apply migrations first.")] = False,
     no_demo: Annotated[bool, typer.Option("--no-demo", help="Do not create the demo customer.")] = False,
+    access_log: Annotated[
+        bool, typer.Option("--access-log/--no-access-log", help="Log every request (uvicorn's access log).")
+    ] = True,
 ) -> None:
     """Serve the HTTP API (migrating first, and creating a demo customer on an empty database)."""
     import uvicorn
@@ -161,6 +164,7 @@ def serve(
         workers=workers if workers > 1 else None,
         proxy_headers=True,
         log_level="info",
+        access_log=access_log,
     )
 
 
