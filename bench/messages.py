@@ -289,7 +289,8 @@ def main() -> None:
             f"download {r['download_mb_s']:.1f} MB/s"
         )
         print(
-            f"{kind:<11} load generator: {r['new']['generator']}, {args.clients} connections; "
+            f"{kind:<11} {args.workers} server process(es), load generator {r['new']['generator']} "
+            f"with {args.clients} connections; "
             f"1-minute load average after: {os.getloadavg()[0]:.1f}"
         )
 
