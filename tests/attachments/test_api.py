@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import gc
 import tracemalloc
 import uuid
+from collections.abc import AsyncIterator
 
 import httpx
 import pytest
@@ -450,3 +452,46 @@ class TestAccess:
         url = f"{base}/{body['ticketMessageAttachmentID']}"
         assert (await client.delete(url, headers=other_tenant.headers)).status_code == 404
         assert await stored_rows(app, other_tenant) == [] and await stored_blobs(app, other_tenant) == set()
+
+
+class TestUploadHoldsNoWriteLock:
+    """Streaming a body must not hold the request's write transaction: on SQLite every other writer
+    of the process would wait for a slow client (the row is written after the bytes)."""
+
+    async def test_a_write_goes_through_while_an_upload_stalls_mid_body(
+        self, app: FastAPI, client: httpx.AsyncClient, tenant: Tenant
+    ) -> None:
+        _, message_id = await make_message(app, client, tenant)
+        release = asyncio.Event()
+        sent_head = asyncio.Event()
+
+        async def stalling_body() -> AsyncIterator[bytes]:
+            yield multipart_head("slow.bin", "application/octet-stream")
+            yield b"x" * 1000
+            sent_head.set()
+            await release.wait()
+            yield b"y" * 1000
+            yield multipart_tail()
+
+        headers = {**tenant.headers, "Content-Type": f"multipart/form-data; boundary={BOUNDARY}"}
+        uploading = asyncio.create_task(
+            client.post(
+                f"/api/TicketMessages/{message_id}/attachments", content=stalling_body(), headers=headers
+            )
+        )
+        await asyncio.wait_for(sent_head.wait(), timeout=10)
+        await asyncio.sleep(0.05)
+        write = await asyncio.wait_for(
+            client.post(
+                "/api/Tickets",
+                json={"status": "Open", "subject": "Meanwhile", "channelType": "Email"},
+                headers=tenant.headers,
+            ),
+            timeout=10,
+        )
+        assert write.status_code == 201, write.text
+        assert not uploading.done()
+        release.set()
+        response = await asyncio.wait_for(uploading, timeout=10)
+        assert response.status_code == 201, response.text
+        assert response.json()["fileSizeBytes"] == 2000

@@ -14,10 +14,10 @@ from deskpal.attachments.schemas import TicketMessageAttachmentDTO
 from deskpal.auth.owners import customer_of_attachment_token
 from deskpal.core.context import Ctx
 from deskpal.core.errors import NotFound
-from deskpal.core.permissions import Perm, public, ticket_access
+from deskpal.core.permissions import Perm, public, ticket_access, write_unit
 from deskpal.core.schemas import IdPath
 from deskpal.storage import Storage
-from deskpal.storage.base import too_large
+from deskpal.storage.base import delete_quietly, too_large
 from deskpal.storage.http import blob_response
 from deskpal.storage.multipart import MAX_OTHER_BYTES, stream_file
 
@@ -26,6 +26,7 @@ files_router = APIRouter(prefix="/api/File", tags=["File"])
 
 Read = Annotated[Ctx, ticket_access()]
 Write = Annotated[Ctx, ticket_access(Perm.TICKETS_WRITE)]
+Upload = Annotated[Ctx, ticket_access(Perm.TICKETS_WRITE, writes_after_body=True)]
 AttachmentId = Annotated[int, Path(alias="attachmentId", ge=1, le=2**53 - 1)]
 
 _PROBLEM = {"application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}}
@@ -63,24 +64,26 @@ async def list_attachments(ctx: Read, id: IdPath) -> list[TicketMessageAttachmen
     openapi_extra=_UPLOAD_BODY,
     responses={415: {"description": "not multipart/form-data", "content": _PROBLEM}},
 )
-async def upload_attachment(ctx: Write, id: IdPath, request: Request) -> TicketMessageAttachmentDTO:
+async def upload_attachment(ctx: Upload, id: IdPath, request: Request) -> TicketMessageAttachmentDTO:
     """One multipart field named `file`, streamed to storage; larger than the limit (50 MB by
-    default) is refused with 413 while it streams, and nothing is kept."""
+    default) is refused with 413 while it streams, and nothing is kept. The row is written after
+    the bytes, in a short transaction of its own (no write lock is held while the body arrives)."""
     limit: int = request.app.state.settings.attachment_max_bytes
     declared = request.headers.get("content-length", "")
     if declared.isdigit() and int(declared) > limit + MAX_OTHER_BYTES:
         raise too_large(limit)  # refused before a byte is read
     await service.get_message(ctx, id)  # 404 before the body is read
+    storage = storage_of(request)
     upload = await stream_file(request.headers.get("content-type"), request.stream())
-    row = await service.add_attachment(
-        ctx,
-        storage_of(request),
-        id,
-        file_name=upload.file_name,
-        content_type=upload.content_type,
-        chunks=upload.chunks,
-        max_bytes=limit,
-    )
+    blob = await service.store_blob(ctx, storage, id, upload.chunks, max_bytes=limit)
+    try:
+        async with write_unit(request, ctx) as writing:
+            row = await service.record_attachment(
+                writing, storage, id, blob, file_name=upload.file_name, content_type=upload.content_type
+            )
+    except BaseException:
+        await delete_quietly(storage, blob.key)  # the orphan sweeper removes what this misses
+        raise
     return service.to_dto(row)
 
 

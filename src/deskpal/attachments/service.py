@@ -13,6 +13,7 @@ from deskpal.core.errors import NotFound
 from deskpal.messages.models import TicketMessage
 from deskpal.storage import Storage
 from deskpal.storage import jobs as blobs
+from deskpal.storage.base import StoredBlob
 from deskpal.storage.http import clean_content_type, clean_file_name
 from deskpal.tickets import service as tickets
 from deskpal.tickets.models import Ticket
@@ -84,15 +85,51 @@ async def add_attachment(
     content_id: str | None = None,
     converted_from_attachment_id: int | None = None,
 ) -> TicketMessageAttachment:
-    """Stream the file to storage, then record it. Over max_bytes: 413 and nothing is kept.
+    """Stream the file to storage, then record it, in the caller's transaction (see store_blob)."""
+    blob = await store_blob(ctx, storage, message_id, chunks, max_bytes=max_bytes)
+    return await record_attachment(
+        ctx,
+        storage,
+        message_id,
+        blob,
+        file_name=file_name,
+        content_type=content_type,
+        is_end_user_provided=is_end_user_provided,
+        content_id=content_id,
+        converted_from_attachment_id=converted_from_attachment_id,
+    )
 
-    The blob is written before its row: if this transaction then fails, the blob is an orphan that
-    the sweeper removes after the grace period; a row never points at missing bytes.
+
+async def store_blob(
+    ctx: Ctx, storage: Storage, message_id: int, chunks: AsyncIterable[bytes], *, max_bytes: int
+) -> StoredBlob:
+    """Stream a file to storage for this message (404 first, so nothing is stored for a message the
+    actor cannot see). Over max_bytes: 413 and nothing is kept.
+
+    The blob is written before its row (record_attachment): if that transaction then fails, the
+    blob is an orphan that the sweeper removes after the grace period; a row never points at
+    missing bytes.
     """
-    await get_message(ctx, message_id)  # 404 before a byte is stored
+    await get_message(ctx, message_id)
+    return await storage.put(blobs.prefix_of(AREA, ctx.customer_id), chunks, max_bytes=max_bytes)
+
+
+async def record_attachment(
+    ctx: Ctx,
+    storage: Storage,
+    message_id: int,
+    blob: StoredBlob,
+    *,
+    file_name: str | None,
+    content_type: str | None,
+    is_end_user_provided: bool | None = None,
+    content_id: str | None = None,
+    converted_from_attachment_id: int | None = None,
+) -> TicketMessageAttachment:
+    """The row of a stored blob; the message is checked again (it may have gone meanwhile)."""
+    await get_message(ctx, message_id)
     if converted_from_attachment_id is not None:
         await get_attachment(ctx, message_id, converted_from_attachment_id)
-    blob = await storage.put(blobs.prefix_of(AREA, ctx.customer_id), chunks, max_bytes=max_bytes)
     by_rep = ctx.actor.kind is ActorKind.REP
     row = TicketMessageAttachment(
         message_id=message_id,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import enum
 from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from typing import Any
 
 from fastapi import Depends, Request
@@ -56,13 +57,19 @@ def _allows_phone(policy: Policy) -> bool:
     return policy in {Policy.TICKET_ACCESS_OR_PHONE_AUTH, Policy.TICKET_CREATE_FROM_PHONE}
 
 
-def require(perm: Perm, policy: Policy = Policy.REP) -> Any:
-    """Authenticate, check the permission, bind the tenant, and run the handler in one transaction."""
+def require(perm: Perm, policy: Policy = Policy.REP, *, writes_after_body: bool = False) -> Any:
+    """Authenticate, check the permission, bind the tenant, and run the handler in one transaction.
+
+    writes_after_body: for uploads. The handler runs on a read-only session (its checks) while it
+    streams the body to storage, and writes in its own transaction afterwards (`write_unit`):
+    streaming megabytes from a slow client must not hold SQLite's write lock, which every other
+    writer of the process waits for.
+    """
 
     async def dependency(request: Request) -> AsyncIterator[Ctx]:
         db: Database = request.app.state.db
         authenticate: Authenticator = request.app.state.authenticate
-        async with transaction(db, write=perm.is_write) as session:
+        async with transaction(db, write=perm.is_write and not writes_after_body) as session:
             actor = await authenticate(session, request)
             if actor.is_phone:
                 if not _allows_phone(policy):
@@ -83,12 +90,19 @@ def require(perm: Perm, policy: Policy = Policy.REP) -> Any:
     return Depends(dependency, scope="function")
 
 
-def ticket_access(perm: Perm = Perm.TICKETS_READ) -> Any:
-    return require(perm, Policy.TICKET_ACCESS)
+@asynccontextmanager
+async def write_unit(request: Request, ctx: Ctx) -> AsyncIterator[Ctx]:
+    """The write transaction of a handler declared with writes_after_body, for the same actor."""
+    async with transaction(request.app.state.db, customer_id=ctx.customer_id) as session:
+        yield Ctx(db=session, actor=ctx.actor)
 
 
-def ticket_access_or_phone_auth(perm: Perm = Perm.TICKETS_READ) -> Any:
-    return require(perm, Policy.TICKET_ACCESS_OR_PHONE_AUTH)
+def ticket_access(perm: Perm = Perm.TICKETS_READ, *, writes_after_body: bool = False) -> Any:
+    return require(perm, Policy.TICKET_ACCESS, writes_after_body=writes_after_body)
+
+
+def ticket_access_or_phone_auth(perm: Perm = Perm.TICKETS_READ, *, writes_after_body: bool = False) -> Any:
+    return require(perm, Policy.TICKET_ACCESS_OR_PHONE_AUTH, writes_after_body=writes_after_body)
 
 
 def ticket_create_from_phone() -> Any:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import abc
+import logging
 import re
 import uuid
 from collections.abc import AsyncIterable, AsyncIterator
@@ -106,3 +107,12 @@ def too_large(max_bytes: int) -> PayloadTooLarge:
     return PayloadTooLarge(
         f"the file exceeds the limit of {max_bytes} bytes ({max_bytes // (1024 * 1024)} MB)"
     )
+
+
+async def delete_quietly(storage: Storage, key: str) -> None:
+    """Remove a blob whose row was never written; a failure is logged, not raised (the orphan
+    sweeper removes it after its grace period)."""
+    try:
+        await storage.delete(key)
+    except Exception:
+        logging.getLogger(__name__).warning("could not delete orphaned blob %s", key, exc_info=True)

@@ -20,6 +20,7 @@ from deskpal.core.permissions import (
     ticket_access,
     ticket_access_or_phone_auth,
     ticket_create_from_phone,
+    write_unit,
 )
 from deskpal.core.schemas import (
     MAX_ID,
@@ -31,6 +32,7 @@ from deskpal.core.schemas import (
     to_page,
 )
 from deskpal.storage import Storage
+from deskpal.storage.base import delete_quietly
 from deskpal.storage.http import blob_response
 from deskpal.tickets import service
 from deskpal.tickets.models import Ticket
@@ -53,6 +55,7 @@ Read = Annotated[Ctx, ticket_access()]
 Write = Annotated[Ctx, ticket_access(Perm.TICKETS_WRITE)]
 PhoneRead = Annotated[Ctx, ticket_access_or_phone_auth()]
 PhoneWrite = Annotated[Ctx, ticket_access_or_phone_auth(Perm.TICKETS_WRITE)]
+PhoneUpload = Annotated[Ctx, ticket_access_or_phone_auth(Perm.TICKETS_WRITE, writes_after_body=True)]
 PhoneCreate = Annotated[Ctx, ticket_create_from_phone()]
 
 CHAT_LIMIT_PER_ADDRESS = 20  # new chat tickets per address a minute
@@ -247,17 +250,25 @@ class UnsupportedMediaType(DeskpalError):
         }
     },
 )
-async def upload_recording(ctx: PhoneWrite, id: IdPath, request: Request) -> TicketReadDTO:
+async def upload_recording(ctx: PhoneUpload, id: IdPath, request: Request) -> TicketReadDTO:
     """Attach a phone ticket's call recording: the raw audio as the body (audio/* or
-    application/octet-stream, at most 100 MB); it is played back with the content type sent."""
+    application/octet-stream, at most 100 MB); it is played back with the content type sent. The
+    ticket is changed after the bytes are stored, in a short transaction of its own."""
     await service.get_ticket(ctx, id)  # 404 before a byte is stored
     content_type = (request.headers.get("content-type") or "").split(";")[0].strip().lower()
     if not content_type.startswith(AUDIO_TYPES) or len(content_type) > 100:
         raise UnsupportedMediaType("send the recording as audio/* (e.g. audio/mpeg, audio/wav)")
-    ticket = await service.store_recording(
-        ctx, storage_of(request), id, content_type=content_type, chunks=request.stream()
-    )
-    return await _shown(ctx, ticket)
+    storage = storage_of(request)
+    key, size = await service.store_recording_blob(ctx, storage, id, request.stream())
+    try:
+        async with write_unit(request, ctx) as writing:
+            ticket = await service.set_recording(
+                writing, id, key=key, content_type=content_type, size=size, storage=storage
+            )
+            return await _shown(writing, ticket)
+    except BaseException:
+        await delete_quietly(storage, key)  # the orphan sweeper removes what this misses
+        raise
 
 
 @router.get(

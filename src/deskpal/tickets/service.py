@@ -752,14 +752,13 @@ async def set_recording(
     return ticket
 
 
-async def store_recording(
-    ctx: Ctx, storage: Storage, ticket_id: int, *, content_type: str, chunks: AsyncIterable[bytes]
-) -> Ticket:
-    """Stream the audio to storage (checks first, so nothing is stored for a refused ticket), then
-    point the ticket at it."""
+async def store_recording_blob(
+    ctx: Ctx, storage: Storage, ticket_id: int, chunks: AsyncIterable[bytes]
+) -> tuple[str, int]:
+    """Stream the audio to storage (checks first, so nothing is stored for a refused ticket); its
+    key and size, for set_recording in the write transaction that follows."""
     await check_can_record(ctx, ticket_id)
-    key, size = await recordings.store(storage, ctx.customer_id, chunks)
-    return await set_recording(ctx, ticket_id, key=key, content_type=content_type, size=size, storage=storage)
+    return await recordings.store(storage, ctx.customer_id, chunks)
 
 
 async def get_recording(ctx: Ctx, ticket_id: int) -> tuple[str, str, int]:
