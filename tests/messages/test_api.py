@@ -498,6 +498,26 @@ class TestAccess:
         )
         problem(r, 403)
 
+    async def test_phone_auth_opens_phone_tickets_in_its_channel(
+        self, client: httpx.AsyncClient, tenant: Tenant
+    ) -> None:
+        channel_id, phone_headers = await phone(client, tenant)
+        r = await client.post(
+            "/api/TicketMessages/create-new",
+            json={"message": "a call", "fromNumber": "+3221111111"},
+            headers=phone_headers,
+        )
+        assert r.status_code == 201, r.text
+        msg = r.json()
+        assert (msg["channel"], msg["channelID"]) == ("Phone", channel_id)
+        ticket = await _ticket(client, tenant, msg["ticketID"])
+        assert (ticket["channelType"], ticket["channelID"]) == ("Phone", channel_id)
+        # an Email message cannot come through a Phone channel's token
+        r = await client.post(
+            "/api/TicketMessages/create-new", json={"channel": "Email", "message": "x"}, headers=phone_headers
+        )
+        invalid(r, "channel")
+
     async def test_no_token_and_bad_tokens_are_401(self, client: httpx.AsyncClient, tenant: Tenant) -> None:
         msg = await create_message(client, tenant.headers)
         url = f"/api/TicketMessages/{msg['messageID']}"

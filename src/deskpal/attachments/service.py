@@ -11,11 +11,11 @@ from deskpal.attachments.schemas import TicketMessageAttachmentDTO
 from deskpal.core.context import ActorKind, Ctx
 from deskpal.core.errors import NotFound
 from deskpal.messages.models import TicketMessage
+from deskpal.messages.visibility import visible
 from deskpal.storage import Storage
 from deskpal.storage import jobs as blobs
 from deskpal.storage.base import StoredBlob
 from deskpal.storage.http import clean_content_type, clean_file_name
-from deskpal.tickets import service as tickets
 from deskpal.tickets.models import Ticket
 
 AREA = "attachments"
@@ -38,11 +38,11 @@ def to_dto(row: TicketMessageAttachment) -> TicketMessageAttachmentDTO:
 
 
 async def get_message(ctx: Ctx, message_id: int) -> TicketMessage:
-    """The message, if the actor may see its ticket (tickets.visible); else NotFound."""
+    """The message, if the actor may see it (the messages' own rule); else NotFound."""
     stmt = (
         select(TicketMessage)
         .join(Ticket, Ticket.ticket_id == TicketMessage.ticket_id)
-        .where(TicketMessage.message_id == message_id, tickets.visible(ctx.actor))
+        .where(TicketMessage.message_id == message_id, visible(ctx.actor))
     )
     message = (await ctx.db.scalars(stmt)).first()
     if message is None:

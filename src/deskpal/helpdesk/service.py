@@ -27,6 +27,7 @@ from deskpal.helpdesk.schemas import (
 )
 from deskpal.messages import service as messages
 from deskpal.messages.models import SenderType, TicketMessage
+from deskpal.messages.visibility import visible as message_visible
 from deskpal.tickets import service as tickets
 from deskpal.tickets.models import Ticket
 
@@ -61,7 +62,7 @@ def parse_id(value: str) -> int | None:
 
 
 def _visible(ctx: Ctx) -> list[ColumnElement[bool]]:
-    return [messages.visible(ctx.actor), TicketMessage.is_draft == false()]
+    return [message_visible(ctx.actor), TicketMessage.is_draft == false()]
 
 
 def _select(ctx: Ctx) -> Select[TicketMessage]:

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, and_, delete, false, func, select, true
+from sqlalchemy import ColumnElement, Select, delete, false, func, select, true
 from sqlalchemy.orm import joinedload, selectinload
 
 from deskpal.attachments import service as attachments
@@ -36,6 +36,7 @@ from deskpal.messages.schemas import (
     TicketMessageTopicWriteDTO,
     TicketMessageUpdateDTO,
 )
+from deskpal.messages.visibility import visible
 from deskpal.storage import Storage
 from deskpal.tickets import service as tickets
 from deskpal.tickets.models import Ticket
@@ -46,19 +47,6 @@ from deskpal.topics.service import require_topic_ids
 OPEN = tickets.OPEN
 
 # --- visibility ------------------------------------------------------------------------------------
-
-
-def visible(actor: Actor) -> ColumnElement[bool]:
-    """The messages this actor may see, for a statement that joins Ticket; list, get, update and
-    delete all use it. Phone auth: only its own channel's messages, and never internal notes."""
-    cond = tickets.visible(actor)
-    if actor.is_phone:
-        cond = and_(
-            cond,
-            TicketMessage.channel_id == actor.channel_id,
-            TicketMessage.is_internal_note == false(),
-        )
-    return cond
 
 
 def _select_visible(actor: Actor) -> Select[TicketMessage]:
@@ -498,13 +486,17 @@ async def _linked_message(ctx: Ctx, message_id: int, field_name: str) -> TicketM
 
 
 async def _check_channel(ctx: Ctx, data: TicketMessageCreateDTO) -> Channel | None:
-    if data.channel_id is None:
+    """The channel the message names; phone auth's own channel whether named or not."""
+    channel_id = data.channel_id
+    if ctx.actor.is_phone:
+        if channel_id is not None and channel_id != ctx.actor.channel_id:
+            raise Forbidden("phone auth acts on its own channel only", code="CHANNEL_NOT_ALLOWED")
+        channel_id = ctx.actor.channel_id
+    if channel_id is None:
         return None
-    if ctx.actor.is_phone and data.channel_id != ctx.actor.channel_id:
-        raise Forbidden("phone auth acts on its own channel only", code="CHANNEL_NOT_ALLOWED")
-    channel = await ctx.db.get(Channel, data.channel_id)
+    channel = await ctx.db.get(Channel, channel_id)
     if channel is None:
-        raise ValidationFailed.field("channelID", f"no channel {data.channel_id}")
+        raise ValidationFailed.field("channelID", f"no channel {channel_id}")
     if data.channel is not None and data.channel.value != channel.channel_type:
         raise ValidationFailed.field(
             "channel", f"channel {data.channel_id} is a {channel.channel_type} channel"
@@ -637,7 +629,7 @@ async def _new_ticket(
             status=OPEN,
             subject=tickets.subject_from(text) if text.strip() else "(no subject)",
             channel_type=channel_type.value,
-            channel_id=data.channel_id,
+            channel_id=channel.channel_id if channel else None,
             uid=uid,
             from_number=data.from_number,
             to_number=data.to_number,
