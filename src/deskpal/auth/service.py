@@ -147,6 +147,8 @@ async def _touch(db: AsyncSession, database: Database, key_id: int, now: datetim
         if holds_write_lock:  # a second writer would wait on the lock this request holds
             await db.execute(stmt)
             return
+        if database.write_lock().locked():
+            return  # best-effort: a read never queues behind writers for it; a later request stamps
     # Its own short transaction: a row lock held until the request ends would make two requests
     # that touch each other's keys (deleting each other's reps) deadlock; a read transaction on
     # SQLite cannot wait for the write lock either. The stamp is best-effort.

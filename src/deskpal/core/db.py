@@ -182,6 +182,9 @@ class WriteLock:
         self._lock = asyncio.Lock()
         self._owner: asyncio.Task[Any] | None = None
 
+    def locked(self) -> bool:
+        return self._lock.locked()
+
     @asynccontextmanager
     async def held(self) -> AsyncIterator[None]:
         task = asyncio.current_task()
