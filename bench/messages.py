@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from wrk_lua import WRK_DONE  # bench/ is the script's own directory
 
 ROOT = Path(__file__).resolve().parent.parent
 PY = sys.executable
@@ -126,7 +127,8 @@ async def _load(
     }
 
 
-WRK_SCRIPT = """
+WRK_SCRIPT = (
+    """
 local bodies = {}
 for line in io.lines(os.getenv("BENCH_BODIES")) do bodies[#bodies + 1] = line end
 local headers = {["Authorization"] = os.getenv("BENCH_AUTH"), ["Content-Type"] = "application/json"}
@@ -135,14 +137,9 @@ request = function()
   i = i + 1
   return wrk.format("POST", "/api/TicketMessages/create-new", headers, bodies[(i % #bodies) + 1])
 end
-done = function(summary, latency, requests)
-  io.write(string.format('{"requests": %d, "seconds": %f, "errors": %d, "p50_ms": %f, "p95_ms": %f}\\n',
-    summary.requests, summary.duration / 1e6,
-    summary.errors.connect + summary.errors.read + summary.errors.write + summary.errors.timeout
-      + summary.errors.status,
-    latency:percentile(50) / 1000, latency:percentile(95) / 1000))
-end
 """
+    + WRK_DONE
+)
 
 
 def _run_load(

@@ -43,6 +43,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "bench"))
 
 from supporttext import FIRST_NAMES, TOPICS, SupportText  # noqa: E402
+from wrk_lua import WRK_DONE  # noqa: E402
 
 PY = sys.executable
 PG_ADMIN = os.environ.get("DESKPAL_TEST_PG_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/test")
@@ -459,7 +460,8 @@ def stop_server(proc: subprocess.Popen[bytes]) -> None:
 
 # --- load generation (always in another process) ---------------------------------------------------
 
-WRK_SCRIPT = """
+WRK_SCRIPT = (
+    """
 local paths = {}
 for line in io.lines(os.getenv("BENCH_PATHS")) do paths[#paths + 1] = line end
 local auth = os.getenv("BENCH_AUTH")
@@ -474,14 +476,9 @@ end
 response = function(status, headers, body)
   if status ~= 200 then bad = bad + 1 end
 end
-done = function(summary, latency, requests)
-  io.write(string.format('{"requests": %d, "seconds": %f, "errors": %d, "p50_ms": %f, "p95_ms": %f}\\n',
-    summary.requests, summary.duration / 1e6,
-    summary.errors.connect + summary.errors.read + summary.errors.write + summary.errors.timeout
-      + summary.errors.status,
-    latency:percentile(50) / 1000, latency:percentile(95) / 1000))
-end
 """
+    + WRK_DONE
+)
 
 
 async def load(base: str, paths: list[str], auth: str, clients: int, seconds: float) -> dict[str, Any]:
