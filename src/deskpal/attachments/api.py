@@ -17,7 +17,7 @@ from deskpal.core.errors import NotFound
 from deskpal.core.permissions import Perm, public, ticket_access, write_unit
 from deskpal.core.schemas import IdPath
 from deskpal.storage import Storage
-from deskpal.storage.base import delete_quietly, too_large
+from deskpal.storage.base import dropped_unless_recorded, too_large
 from deskpal.storage.http import blob_response
 from deskpal.storage.multipart import MAX_OTHER_BYTES, stream_file
 
@@ -76,14 +76,10 @@ async def upload_attachment(ctx: Upload, id: IdPath, request: Request) -> Ticket
     storage = storage_of(request)
     upload = await stream_file(request.headers.get("content-type"), request.stream())
     blob = await service.store_blob(ctx, storage, id, upload.chunks, max_bytes=limit)
-    try:
-        async with write_unit(request, ctx) as writing:
-            row = await service.record_attachment(
-                writing, storage, id, blob, file_name=upload.file_name, content_type=upload.content_type
-            )
-    except BaseException:
-        await delete_quietly(storage, blob.key)  # the orphan sweeper removes what this misses
-        raise
+    async with dropped_unless_recorded(storage, blob.key), write_unit(request, ctx) as writing:
+        row = await service.record_attachment(
+            writing, storage, id, blob, file_name=upload.file_name, content_type=upload.content_type
+        )
     return service.to_dto(row)
 
 

@@ -7,6 +7,7 @@ import logging
 import re
 import uuid
 from collections.abc import AsyncIterable, AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -109,10 +110,15 @@ def too_large(max_bytes: int) -> PayloadTooLarge:
     )
 
 
-async def delete_quietly(storage: Storage, key: str) -> None:
-    """Remove a blob whose row was never written; a failure is logged, not raised (the orphan
-    sweeper removes it after its grace period)."""
+@asynccontextmanager
+async def dropped_unless_recorded(storage: Storage, key: str) -> AsyncIterator[None]:
+    """Around the transaction that records a blob just stored: if it fails, the blob goes at once
+    (a failed delete is only logged: the orphan sweeper removes it after its grace period)."""
     try:
-        await storage.delete(key)
-    except Exception:
-        logging.getLogger(__name__).warning("could not delete orphaned blob %s", key, exc_info=True)
+        yield
+    except BaseException:
+        try:
+            await storage.delete(key)
+        except Exception:
+            logging.getLogger(__name__).warning("could not delete orphaned blob %s", key, exc_info=True)
+        raise

@@ -32,7 +32,7 @@ from deskpal.core.schemas import (
     to_page,
 )
 from deskpal.storage import Storage
-from deskpal.storage.base import delete_quietly
+from deskpal.storage.base import dropped_unless_recorded
 from deskpal.storage.http import blob_response
 from deskpal.tickets import service
 from deskpal.tickets.models import Ticket
@@ -260,15 +260,11 @@ async def upload_recording(ctx: PhoneUpload, id: IdPath, request: Request) -> Ti
         raise UnsupportedMediaType("send the recording as audio/* (e.g. audio/mpeg, audio/wav)")
     storage = storage_of(request)
     key, size = await service.store_recording_blob(ctx, storage, id, request.stream())
-    try:
-        async with write_unit(request, ctx) as writing:
-            ticket = await service.set_recording(
-                writing, id, key=key, content_type=content_type, size=size, storage=storage
-            )
-            return await _shown(writing, ticket)
-    except BaseException:
-        await delete_quietly(storage, key)  # the orphan sweeper removes what this misses
-        raise
+    async with dropped_unless_recorded(storage, key), write_unit(request, ctx) as writing:
+        ticket = await service.set_recording(
+            writing, id, key=key, content_type=content_type, size=size, storage=storage
+        )
+        return await _shown(writing, ticket)
 
 
 @router.get(
