@@ -18,20 +18,22 @@ from deskpal.messages.api import topics_router as message_topics_router
 from deskpal.tickets.api import router as tickets_router
 from deskpal.topics.api import router as topics_router
 
+# Order is speed: the router tries each route in turn until one matches, so the routes agents and
+# integrations call all day (tickets, messages) come first (~35 fewer patterns per ticket request).
 ROUTERS: list[APIRouter] = [
+    tickets_router,
+    messages_router,
+    attachments_router,
+    message_topics_router,
+    helpdesk_router,
+    files_router,
+    endusers_router,
     auth_router,
     channels_router,
     topics_router,
     reps_router,
     customfields_router,
-    endusers_router,
     jobs_router,
-    tickets_router,
-    messages_router,
-    message_topics_router,
-    helpdesk_router,
-    attachments_router,
-    files_router,
 ]
 
 # (method, path) -> why it needs no credentials. A test fails for any other /api route without `require`.

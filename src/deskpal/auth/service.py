@@ -114,7 +114,10 @@ _API_KEY_ACTOR = (
 
 
 async def _by_api_key(db: AsyncSession, database: Database, token: str) -> Actor:
-    row = (await db.execute(_API_KEY_ACTOR, {"key_hash": digest(token)})).first()
+    # On the connection, not through the session: no tenant is bound yet (the key names it), and the
+    # ORM execution path costs more than the query.
+    connection = await db.connection()
+    row = (await connection.execute(_API_KEY_ACTOR, {"key_hash": digest(token)})).first()
     if row is None:
         raise Unauthorized("unknown or revoked API key, or inactive account")
     key_id, last_used_at, rep_id, customer_id, role, name = row

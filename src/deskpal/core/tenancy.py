@@ -3,13 +3,25 @@
 from __future__ import annotations
 
 import functools
-from typing import Any
+from typing import Any, TypeVar
 
-from sqlalchemy import ForeignKey, Table, event
-from sqlalchemy.orm import Mapped, ORMExecuteState, Session, mapped_column, with_loader_criteria
-from sqlalchemy.sql import visitors
+from sqlalchemy import Column, ForeignKey, Table, event, insert, update
+from sqlalchemy import inspect as sa_inspect
+from sqlalchemy.orm import (
+    Mapped,
+    ORMExecuteState,
+    Session,
+    make_transient_to_detached,
+    mapped_column,
+    with_loader_criteria,
+)
+from sqlalchemy.orm.attributes import set_committed_value
+from sqlalchemy.sql import Executable, operators, visitors
+from sqlalchemy.sql.elements import BinaryExpression, BindParameter
 
 from deskpal.core.db import Base, IdType
+
+S = TypeVar("S", bound=Executable)
 
 
 class TenantNotBound(RuntimeError):
@@ -90,3 +102,136 @@ def _stamp_and_guard(session: Session, _flush_context: Any, _instances: Any) -> 
     for obj in (*session.dirty, *session.deleted):
         if isinstance(obj, TenantOwned) and obj.customer_id != customer_id:
             raise CrossTenantWrite(f"{type(obj).__name__} of another customer changed")
+
+
+# --- writes without the unit of work ---------------------------------------------------------------
+#
+# session.add + flush runs the unit of work (change tracking, a dependency sort, per-mapper
+# bookkeeping, then the statement) for one row; on the message-creation path that was several
+# times the statement itself (docs/performance.md). These two write one row with one Core statement
+# and leave the object exactly as a flush would: persistent, clean, in the identity map.
+
+
+def bound_customer(session: Session | Any) -> int:
+    """The tenant bound to the session (an AsyncSession or its sync Session)."""
+    customer_id = session.info.get("customer_id")
+    if customer_id is None:
+        raise TenantNotBound("a write on a tenant table with no tenant bound")
+    return int(customer_id)
+
+
+def _value_of(default: Any) -> Any:
+    if default is None:
+        return None
+    # Core wraps a callable default to take an execution context; ours ignore it.
+    return default.arg(None) if default.is_callable else default.arg
+
+
+async def insert_now(session: Any, obj: Any) -> None:
+    """INSERT a new entity (column attributes; relationships are not followed) and attach it.
+
+    Unset columns get their Python-side default, as a flush would give them; the primary key comes
+    back through RETURNING; the tenant is stamped and checked as before_flush does.
+    """
+    state = sa_inspect(obj)
+    if state.key is not None or state.session_id is not None:
+        raise ValueError(f"{type(obj).__name__} is not new")
+    mapper = state.mapper
+    if isinstance(obj, TenantOwned):
+        customer_id = bound_customer(session)
+        if obj.customer_id is None:
+            obj.customer_id = customer_id
+        elif obj.customer_id != customer_id:
+            raise CrossTenantWrite(f"new {type(obj).__name__} belongs to another customer")
+    given = obj.__dict__
+    values: dict[str, Any] = {}
+    for prop in mapper.column_attrs:
+        column = prop.columns[0]
+        if prop.key in given:
+            values[column.key] = given[prop.key]
+        elif not (column.primary_key and column.autoincrement):
+            values[column.key] = _value_of(column.default)
+            setattr(obj, prop.key, values[column.key])
+    keys = mapper.primary_key
+    row = (await session.execute(insert(mapper.local_table).values(values).returning(*keys))).one()
+    for column, value in zip(keys, row, strict=True):
+        setattr(obj, mapper.get_property_by_column(column).key, value)
+    make_transient_to_detached(obj)
+    session.add(obj)
+
+
+async def update_now(session: Any, obj: Any, changes: dict[str, Any]) -> None:
+    """UPDATE a persistent entity's columns now (by primary key, within the tenant) and keep the
+    object in step, clean: nothing is left for a flush to write."""
+    state = sa_inspect(obj)
+    if state.key is None or not changes:
+        raise ValueError(f"{type(obj).__name__} is not persistent, or nothing changes")
+    mapper = state.mapper
+    values = dict(changes)
+    for prop in mapper.column_attrs:
+        column = prop.columns[0]
+        if column.onupdate is not None and prop.key not in values:
+            values[prop.key] = _value_of(column.onupdate)
+    table = mapper.local_table
+    where = [column == value for column, value in zip(mapper.primary_key, state.identity, strict=True)]
+    if isinstance(obj, TenantOwned):
+        where.append(table.c.customer_id == bound_customer(session))
+    columns = {mapper.get_property(key).columns[0].key: value for key, value in values.items()}
+    await session.execute(update(table).where(*where).values(columns))
+    for key, value in values.items():
+        set_committed_value(obj, key, value)
+
+
+# --- reads built once ------------------------------------------------------------------------------
+#
+# The hook above re-scopes every ORM statement as it runs: a new statement object each time, whose
+# cache key SQLAlchemy must compute by walking it. For the reads behind every ticket request that
+# walk and the ORM execution path cost four times the query itself (a ticket's read: ~500 µs
+# against ~110 µs, docs/performance.md). So those few statements are built once with the tenant as
+# the bound parameter `tenant_id`, checked here when they are built, and run on the session's
+# connection with the value taken from the session, never from the caller.
+
+TENANT_PARAM = "tenant_id"
+_CHECKED = "deskpal_tenant_bound"
+
+
+def _scoped_tables(stmt: Any) -> tuple[set[str], set[str]]:
+    """(tenant tables the statement reads, tables it compares with :tenant_id)."""
+    read: set[str] = set()
+    scoped: set[str] = set()
+    names = _tenant_tables()
+    for element in visitors.iterate(stmt):
+        if isinstance(element, Table) and element.name in names:
+            read.add(element.name)
+        elif isinstance(element, BinaryExpression) and element.operator is operators.eq:
+            sides = (element.left, element.right)
+            param = any(isinstance(s, BindParameter) and s.key == TENANT_PARAM for s in sides)
+            scoped.update(
+                side.table.name
+                for side in sides
+                if param
+                and isinstance(side, Column)
+                and side.name == "customer_id"
+                and isinstance(side.table, Table)
+            )
+    return read, scoped
+
+
+def tenant_bound(stmt: S) -> S:
+    """Mark a statement built once as scoped by :tenant_id; refused unless every tenant table it
+    reads is compared with that parameter."""
+    read, scoped = _scoped_tables(stmt)
+    if not read:
+        raise ValueError("tenant_bound: the statement reads no tenant table")
+    if read - scoped:
+        raise TenantNotBound(f"not scoped by :{TENANT_PARAM}: {sorted(read - scoped)}")
+    return stmt.execution_options(**{_CHECKED: True})
+
+
+async def read_bound(session: Any, stmt: Any, params: dict[str, Any] | None = None) -> Any:
+    """Run a tenant_bound statement for the session's tenant (a Result of plain rows)."""
+    if not stmt.get_execution_options().get(_CHECKED):
+        raise TenantNotBound("read_bound runs tenant_bound statements only")
+    values = {**(params or {}), TENANT_PARAM: bound_customer(session)}
+    connection = await session.connection()
+    return await connection.execute(stmt, values)

@@ -9,6 +9,7 @@ from deskpal.core.context import Ctx
 from deskpal.core.crud import get_or_404
 from deskpal.core.errors import Conflict
 from deskpal.core.schemas import PageParams, PageResult, paginate
+from deskpal.core.tenancy import insert_now, update_now
 from deskpal.endusers.models import EndUser
 from deskpal.endusers.schemas import EndUserWriteDTO
 
@@ -37,10 +38,14 @@ async def upsert_end_user(ctx: Ctx, data: EndUserWriteDTO) -> EndUser:
     user = await find_by_uid(ctx, data.uid)
     if user is None:
         return await _insert(ctx, data)
-    user.name = user.name or data.name
-    user.email = user.email or data.email
-    user.phone = user.phone or data.phone
-    await ctx.db.flush()
+    # Known fields fill in what was missing; nothing known is overwritten.
+    changes = {
+        key: value
+        for key, value in (("name", data.name), ("email", data.email), ("phone", data.phone))
+        if value and not getattr(user, key)
+    }
+    if changes:
+        await update_now(ctx.db, user, changes)
     return user
 
 
@@ -72,8 +77,7 @@ async def create_end_user(ctx: Ctx, data: EndUserWriteDTO) -> EndUser:
 
 async def _insert(ctx: Ctx, data: EndUserWriteDTO) -> EndUser:
     user = EndUser(uid=data.uid, name=data.name, email=data.email, phone=data.phone)
-    ctx.db.add(user)
-    await ctx.db.flush()
+    await insert_now(ctx.db, user)
     return user
 
 

@@ -19,7 +19,8 @@ from deskpal.channels.models import Channel, ChannelType
 from deskpal.core.context import Actor, Ctx
 from deskpal.core.db import utcnow
 from deskpal.core.errors import Conflict, Forbidden, NotFound, ValidationFailed
-from deskpal.core.schemas import PageParams, PageResult
+from deskpal.core.schemas import PageParams, PageResult, built
+from deskpal.core.tenancy import insert_now, update_now
 from deskpal.customers.models import CustomerRep
 from deskpal.customfields.models import EntityType
 from deskpal.customfields.schemas import CustomFieldDefinitionDTO
@@ -225,13 +226,12 @@ async def insert(ctx: Ctx, ticket: Ticket, new: NewMessage) -> TicketMessage:
         attachment_refs=list(new.attachment_refs),
         custom_fields_data=dict(new.custom_fields_data),
     )
-    ctx.db.add(msg)
-    await ctx.db.flush()
-    if not (msg.is_draft or msg.is_internal_note):
-        _advance_ticket(ticket, msg, reopen=new.reopen)
+    await insert_now(ctx.db, msg)
+    changes = {} if msg.is_draft or msg.is_internal_note else _ticket_follows(ticket, msg, reopen=new.reopen)
     if new.uid and not ticket.uid:
-        ticket.uid = new.uid
-    await ctx.db.flush()
+        changes["uid"] = new.uid
+    if changes:
+        await update_now(ctx.db, ticket, changes)
     name, email, phone = _end_user_contact(new)
     await tickets.link_uid(ctx, ticket, name=name, email=email, phone=phone)
     return msg
@@ -248,19 +248,20 @@ def _end_user_contact(new: NewMessage) -> tuple[str | None, str | None, str | No
     return name, email, phone
 
 
-def _advance_ticket(ticket: Ticket, msg: TicketMessage, *, reopen: bool = True) -> None:
-    """A message became part of the public conversation: the ticket follows it."""
-    ticket.last_message_date = msg.message_date or msg.created_at
+def _ticket_follows(ticket: Ticket, msg: TicketMessage, *, reopen: bool = True) -> dict[str, Any]:
+    """A message became part of the public conversation: what changes on its ticket."""
+    changes: dict[str, Any] = {"last_message_date": msg.message_date or msg.created_at}
     if msg.body_preview:
-        ticket.preview = msg.body_preview
+        changes["preview"] = msg.body_preview
     if msg.incoming:
         if msg.sender_type == SenderType.END_USER.value:
-            ticket.last_end_user_message_id = msg.message_id
+            changes["last_end_user_message_id"] = msg.message_id
         if reopen:
-            ticket.is_read = False
+            changes["is_read"] = False
         if reopen and ticket.is_closed:
             # The end user wrote again: the conversation is open again.
-            ticket.is_closed, ticket.status, ticket.close_date = False, OPEN, None
+            changes.update(is_closed=False, status=OPEN, close_date=None)
+    return changes
 
 
 async def _refresh_ticket(ctx: Ctx, ticket_id: int) -> None:
@@ -364,15 +365,18 @@ async def find_draft(ctx: Ctx, message_id: int) -> TicketMessage:
 
 
 def topic_dto(link: TicketMessageTopic) -> TicketMessageTopicDTO:
-    return TicketMessageTopicDTO(
-        ticket_message_topic_id=link.ticket_message_topic_id,
-        message_id=link.message_id,
-        topic_id=link.topic_id,
-        topic_name=link.topic.name,
-        corrected=link.corrected,
-        correction_date=link.correction_date,
-        corrected_by_customer_rep_id=link.corrected_by_customer_rep_id,
-        corrected_by_customer_rep_name=link.corrected_by_customer_rep_name,
+    return built(
+        TicketMessageTopicDTO,
+        {
+            "ticket_message_topic_id": link.ticket_message_topic_id,
+            "message_id": link.message_id,
+            "topic_id": link.topic_id,
+            "topic_name": link.topic.name,
+            "corrected": link.corrected,
+            "correction_date": link.correction_date,
+            "corrected_by_customer_rep_id": link.corrected_by_customer_rep_id,
+            "corrected_by_customer_rep_name": link.corrected_by_customer_rep_name,
+        },
     )
 
 
@@ -441,13 +445,13 @@ def _summary_fields(msg: TicketMessage, labels: Labels | None = None) -> dict[st
 
 
 def to_summary(msg: TicketMessage) -> TicketMessageSummaryDTO:
-    return TicketMessageSummaryDTO(**_summary_fields(msg))
+    return built(TicketMessageSummaryDTO, _summary_fields(msg))
 
 
 async def to_detail(ctx: Ctx, msg: TicketMessage, labels: Labels | None = None) -> TicketMessageDetailDTO:
     definitions = await definitions_for(ctx, EntityType.TICKET_MESSAGE)
-    return TicketMessageDetailDTO(
-        **_summary_fields(msg, labels),
+    fields = _summary_fields(msg, labels)
+    fields.update(
         headers=msg.headers,
         ai_generated_response=msg.ai_generated_response,
         ai_modified_response=msg.ai_modified_response,
@@ -459,6 +463,7 @@ async def to_detail(ctx: Ctx, msg: TicketMessage, labels: Labels | None = None) 
         send_requested_at=msg.send_requested_at,
         custom_field_definitions=[CustomFieldDefinitionDTO.model_validate(d) for d in definitions],
     )
+    return built(TicketMessageDetailDTO, fields)
 
 
 # --- create ----------------------------------------------------------------------------------------
@@ -672,8 +677,7 @@ async def update_message(ctx: Ctx, message_id: int, data: TicketMessageUpdateDTO
     await ctx.db.flush()
     if publishing and not msg.is_internal_note:
         ticket = await tickets.find_visible(ctx, msg.ticket_id)
-        _advance_ticket(ticket, msg)
-        await ctx.db.flush()
+        await update_now(ctx.db, ticket, _ticket_follows(ticket, msg))
     elif "is_draft" in given and data.is_draft and not msg.is_internal_note:
         await _refresh_ticket(ctx, msg.ticket_id)
     return await get_message(ctx, message_id)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import enum
 import uuid
 from collections.abc import AsyncIterable, Sequence
 from dataclasses import dataclass
@@ -15,7 +16,10 @@ from pydantic import ValidationError
 from sqlalchemy import (
     JSON,
     ColumnElement,
+    Integer,
     Select,
+    and_,
+    bindparam,
     delete,
     exists,
     false,
@@ -28,14 +32,15 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import joinedload, selectinload
+from sqlalchemy.sql.elements import BindParameter
 
 from deskpal.attachments.models import TicketMessageAttachment
 from deskpal.channels.models import Channel, ChannelType
 from deskpal.core.context import Actor, Ctx, Role
 from deskpal.core.db import utcnow
 from deskpal.core.errors import Forbidden, NotFound, Unprocessable, ValidationFailed
-from deskpal.core.schemas import PageParams, PageResult
-from deskpal.core.tenancy import TenantNotBound
+from deskpal.core.schemas import PageParams, PageResult, built
+from deskpal.core.tenancy import TENANT_PARAM, bound_customer, insert_now, read_bound, tenant_bound
 from deskpal.customers.models import CustomerRep
 from deskpal.customfields.models import EntityType
 from deskpal.customfields.service import validate_custom_fields
@@ -79,7 +84,17 @@ _SORT_KEYS: dict[SortBy, Any] = {
 # --- visibility ------------------------------------------------------------------------------------
 
 
-def visible(actor: Actor) -> ColumnElement[bool]:
+class Seen(enum.Enum):
+    """Which tickets an actor sees (the rule's shape; its parameters come from the actor)."""
+
+    ALL = "all"
+    MINE_OR_UNASSIGNED = "mine-or-unassigned"
+    MINE = "mine"
+    CHANNEL = "channel"
+    NOTHING = "nothing"
+
+
+def seen_by(actor: Actor) -> tuple[Seen, dict[str, Any]]:
     """The tickets this actor may see; list, get, update, delete, bulk and assign all use it.
 
     Admins, the system and viewers see every ticket of the customer (viewers cannot write: their
@@ -87,14 +102,40 @@ def visible(actor: Actor) -> ColumnElement[bool]:
     only tickets assigned to them; phone auth only tickets of its own channel.
     """
     if actor.is_phone:
-        return Ticket.channel_id == actor.channel_id if actor.channel_id is not None else false()
+        if actor.channel_id is None:
+            return Seen.NOTHING, {}
+        return Seen.CHANNEL, {"actor_channel_id": actor.channel_id}
     if actor.is_admin or actor.role is Role.VIEWER:
-        return true()
+        return Seen.ALL, {}
     if actor.role is Role.AGENT:
-        return or_(Ticket.customer_rep_id == actor.rep_id, Ticket.customer_rep_id.is_(None))
+        return Seen.MINE_OR_UNASSIGNED, {"actor_rep_id": actor.rep_id}
     if actor.role is Role.RESTRICTED:
-        return Ticket.customer_rep_id == actor.rep_id
+        return Seen.MINE, {"actor_rep_id": actor.rep_id}
+    return Seen.NOTHING, {}
+
+
+def seen_clause(seen: Seen, values: dict[str, Any] | None = None) -> ColumnElement[bool]:
+    """The rule as SQL: its parameters (actor_rep_id, actor_channel_id) left to bind when it runs,
+    or bound to `values` now."""
+
+    def param(key: str) -> BindParameter[Any]:
+        return bindparam(key) if values is None else bindparam(key, values[key], unique=True)
+
+    if seen is Seen.ALL:
+        return true()
+    if seen is Seen.MINE_OR_UNASSIGNED:
+        return or_(Ticket.customer_rep_id == param("actor_rep_id"), Ticket.customer_rep_id.is_(None))
+    if seen is Seen.MINE:
+        return Ticket.customer_rep_id == param("actor_rep_id")
+    if seen is Seen.CHANNEL:
+        return Ticket.channel_id == param("actor_channel_id")
     return false()
+
+
+def visible(actor: Actor) -> ColumnElement[bool]:
+    """seen_by as one SQL condition with the actor's values bound (for ORM statements)."""
+    seen, values = seen_by(actor)
+    return seen_clause(seen, values)
 
 
 def _with_details(stmt: Select[Ticket]) -> Select[Ticket]:
@@ -106,28 +147,6 @@ def _with_details(stmt: Select[Ticket]) -> Select[Ticket]:
         selectinload(Ticket.end_users),
         selectinload(Ticket.topics),
     )
-
-
-def _paged(
-    dialect: str, where: list[ColumnElement[bool]], sort_by: SortBy, desc: bool, params: PageParams
-) -> Select[Any]:
-    """One page of the tickets `where` selects, in the given order, with their details.
-
-    The page's ids are cut in a subquery and only its rows are joined to their labels: with the
-    joins in the same SELECT, SQLite's planner gives up the sort index's order and sorts every
-    match.
-    """
-    key = _SORT_KEYS[sort_by]
-    page = (
-        select(Ticket.ticket_id, key.label("sort_key"))
-        .where(*where)
-        .order_by(*_order(key, Ticket.ticket_id, desc))
-        .limit(params.page_size)
-        .offset(params.offset)
-        .subquery("page")
-    )
-    stmt = _view_select(dialect).join(page, page.c.ticket_id == Ticket.ticket_id)
-    return stmt.order_by(*_order(page.c.sort_key, page.c.ticket_id, desc))
 
 
 def _order(key: Any, ticket_id: Any, desc: bool) -> list[Any]:
@@ -179,17 +198,25 @@ class TicketView:
 
 
 def to_dto(view: TicketView) -> TicketReadDTO:
-    # Built from stored, typed columns: model_construct skips re-validating them (the input
-    # validators are for what clients send), which is most of the cost of a page of 25.
+    # Built from stored, typed columns without re-validating them (the input validators are for
+    # what clients send), which was most of the cost of a page of 25.
     t = view.row
     end_users = [
-        EndUserDTO.model_construct(
-            end_user_id=u[0], uid=u[1], name=u[2], email=u[3], phone=u[4], date_created=_json_time(u[5])
+        built(
+            EndUserDTO,
+            {
+                "end_user_id": u[0],
+                "uid": u[1],
+                "name": u[2],
+                "email": u[3],
+                "phone": u[4],
+                "date_created": _json_time(u[5]),
+            },
         )
         for u in sorted(t.end_users or (), key=itemgetter(0))
     ]
-    return TicketReadDTO.model_construct(
-        **_stored_fields(t),
+    fields = _stored_fields(t)
+    fields.update(
         ticket_id=t.ticket_id,
         token=t.token,
         date_created=t.created_at,
@@ -202,6 +229,7 @@ def to_dto(view: TicketView) -> TicketReadDTO:
         has_recording=t.recording_key is not None,
         last_end_user_message_id=t.last_end_user_message_id,
     )
+    return built(TicketReadDTO, fields)
 
 
 def _json_time(value: str) -> datetime:
@@ -234,6 +262,10 @@ def _json_agg(dialect: str, value: Any) -> Any:
     return func.json_agg(value) if dialect == "postgresql" else func.json_group_array(value)
 
 
+def _own(entity: Any) -> ColumnElement[bool]:
+    return entity.customer_id == bindparam(TENANT_PARAM)  # type: ignore[no-any-return]
+
+
 @cache  # built once per dialect: callers add to it (a Select is immutable), never change it
 def _view_select(dialect: str) -> Select[Any]:
     end_user_cols = (
@@ -247,16 +279,16 @@ def _view_select(dialect: str) -> Select[Any]:
     end_users = (
         select(_json_agg(dialect, _json_array(dialect, end_user_cols)))
         .select_from(TicketEndUser)
-        .join(EndUser, EndUser.end_user_id == TicketEndUser.end_user_id)
-        .where(TicketEndUser.ticket_id == Ticket.ticket_id)
+        .join(EndUser, and_(EndUser.end_user_id == TicketEndUser.end_user_id, _own(EndUser)))
+        .where(TicketEndUser.ticket_id == Ticket.ticket_id, _own(TicketEndUser))
         .correlate(Ticket)
         .scalar_subquery()
     )
     topics = (
         select(_json_agg(dialect, Topic.name))
         .select_from(TicketTopic)
-        .join(Topic, Topic.topic_id == TicketTopic.topic_id)
-        .where(TicketTopic.ticket_id == Ticket.ticket_id)
+        .join(Topic, and_(Topic.topic_id == TicketTopic.topic_id, _own(Topic)))
+        .where(TicketTopic.ticket_id == Ticket.ticket_id, _own(TicketTopic))
         .correlate(Ticket)
         .scalar_subquery()
     )
@@ -269,13 +301,27 @@ def _view_select(dialect: str) -> Select[Any]:
             type_coerce(topics, JSON).label("topics"),
         )
         .select_from(Ticket)
-        .outerjoin(Channel, Channel.channel_id == Ticket.channel_id)
-        .outerjoin(CustomerRep, CustomerRep.customer_rep_id == Ticket.customer_rep_id)
+        .outerjoin(Channel, and_(Channel.channel_id == Ticket.channel_id, _own(Channel)))
+        .outerjoin(
+            CustomerRep, and_(CustomerRep.customer_rep_id == Ticket.customer_rep_id, _own(CustomerRep))
+        )
+        .where(_own(Ticket))
     )
 
 
-async def _views(ctx: Ctx, stmt: Select[Any]) -> list[TicketView]:
-    return [TicketView(row) for row in await ctx.db.execute(stmt)]
+@cache
+def _one_view(dialect: str, seen: Seen) -> Select[Any]:
+    one = _view_select(dialect).where(Ticket.ticket_id == bindparam("ticket_id"), seen_clause(seen))
+    return tenant_bound(one)
+
+
+@cache
+def _views_by_id(dialect: str) -> Select[Any]:
+    return tenant_bound(_view_select(dialect).where(Ticket.ticket_id.in_(bindparam("ids", expanding=True))))
+
+
+async def _views(ctx: Ctx, stmt: Select[Any], params: dict[str, Any]) -> list[TicketView]:
+    return [TicketView(row) for row in await read_bound(ctx.db, stmt, params)]
 
 
 def _dialect(ctx: Ctx) -> str:
@@ -284,8 +330,8 @@ def _dialect(ctx: Ctx) -> str:
 
 async def read_ticket(ctx: Ctx, ticket_id: int) -> TicketView:
     """The ticket as the client sees it, if the actor may see it; else NotFound."""
-    stmt = _view_select(_dialect(ctx)).where(Ticket.ticket_id == ticket_id, visible(ctx.actor))
-    views = await _views(ctx, stmt)
+    seen, params = seen_by(ctx.actor)
+    views = await _views(ctx, _one_view(_dialect(ctx), seen), {**params, "ticket_id": ticket_id})
     if not views:
         raise NotFound(f"ticket {ticket_id} not found")
     return views[0]
@@ -294,53 +340,125 @@ async def read_ticket(ctx: Ctx, ticket_id: int) -> TicketView:
 # --- reads -----------------------------------------------------------------------------------------
 
 
-def _filters(ctx: Ctx, q: TicketQuery, now: datetime, *, follow_up: bool = True) -> list[ColumnElement[bool]]:
-    # "Processed": intake is complete (see docs/tickets.md); only processed tickets are listed.
-    where: list[ColumnElement[bool]] = [Ticket.is_processed == true(), visible(ctx.actor)]
+@dataclass(frozen=True, slots=True)
+class _Shape:
+    """What a list query filters on, without the values: the key its statements are built once
+    for (values are bound when they run)."""
+
+    seen: Seen
+    status: bool = False
+    channels: bool = False
+    rep: str = "any"  # "any", "none" (customerRepID=0) or "one"
+    channel_type: bool = False
+    uid: bool = False
+    end_user: bool = False
+    is_spam: bool | None = None
+    is_closed: bool | None = None
+    include_follow_up: bool = False
+
+
+def _shape(ctx: Ctx, q: TicketQuery, now: datetime) -> tuple[_Shape, dict[str, Any]]:
+    seen, params = seen_by(ctx.actor)
+    params["now"] = now
     if q.status:
-        where.append(Ticket.status.in_(q.status))
+        params["status"] = list(q.status)
     if q.channel_ids:
-        where.append(Ticket.channel_id.in_(q.channel_ids))
+        params["channel_ids"] = list(q.channel_ids)
+    rep = "any"
     if q.customer_rep_id is not None:
         # 0 asks for unassigned tickets, as 0 means "nobody" in bulk assignment.
-        where.append(
-            Ticket.customer_rep_id.is_(None)
-            if q.customer_rep_id == 0
-            else Ticket.customer_rep_id == q.customer_rep_id
-        )
-    if q.channel_type is not None:
-        where.append(Ticket.channel_type == q.channel_type)
-    if q.uid is not None:
-        where.append(Ticket.uid == q.uid)
-    if q.end_user_id is not None:
+        rep = "none" if q.customer_rep_id == 0 else "one"
+        params["rep_id"] = q.customer_rep_id
+    for key, value in (("channel_type", q.channel_type), ("uid", q.uid), ("end_user_id", q.end_user_id)):
+        if value is not None:
+            params[key] = value
+    shape = _Shape(
+        seen=seen,
+        status=bool(q.status),
+        channels=bool(q.channel_ids),
+        rep=rep,
+        channel_type=q.channel_type is not None,
+        uid=q.uid is not None,
+        end_user=q.end_user_id is not None,
+        is_spam=q.is_spam,
+        is_closed=q.is_closed,
+        include_follow_up=q.include_follow_up,
+    )
+    return shape, params
+
+
+@cache
+def _where(shape: _Shape, *, follow_up: bool = True) -> tuple[ColumnElement[bool], ...]:
+    # "Processed": intake is complete (see docs/tickets.md); only processed tickets are listed.
+    where: list[ColumnElement[bool]] = [_own(Ticket), Ticket.is_processed == true(), seen_clause(shape.seen)]
+    if shape.status:
+        where.append(Ticket.status.in_(bindparam("status", expanding=True)))
+    if shape.channels:
+        where.append(Ticket.channel_id.in_(bindparam("channel_ids", expanding=True)))
+    if shape.rep == "none":
+        where.append(Ticket.customer_rep_id.is_(None))
+    elif shape.rep == "one":
+        where.append(Ticket.customer_rep_id == bindparam("rep_id"))
+    if shape.channel_type:
+        where.append(Ticket.channel_type == bindparam("channel_type"))
+    if shape.uid:
+        where.append(Ticket.uid == bindparam("uid"))
+    if shape.end_user:
         where.append(
             exists().where(
-                TicketEndUser.ticket_id == Ticket.ticket_id, TicketEndUser.end_user_id == q.end_user_id
+                TicketEndUser.ticket_id == Ticket.ticket_id,
+                TicketEndUser.end_user_id == bindparam("end_user_id"),
+                _own(TicketEndUser),
             )
         )
-    if q.is_spam is not None:
-        where.append(Ticket.is_spam == (true() if q.is_spam else false()))
-    if q.is_closed is not None:
-        where.append(Ticket.is_closed == (true() if q.is_closed else false()))
-    if follow_up and not q.include_follow_up:
-        where.append(or_(Ticket.follow_up_date.is_(None), Ticket.follow_up_date <= now))
-    return where
+    if shape.is_spam is not None:
+        where.append(Ticket.is_spam == (true() if shape.is_spam else false()))
+    if shape.is_closed is not None:
+        where.append(Ticket.is_closed == (true() if shape.is_closed else false()))
+    if follow_up and not shape.include_follow_up:
+        where.append(or_(Ticket.follow_up_date.is_(None), Ticket.follow_up_date <= bindparam("now")))
+    return tuple(where)
 
 
-def _count(ctx: Ctx, q: TicketQuery, now: datetime) -> Select[int]:
-    everything = select(func.count(Ticket.ticket_id)).where(*_filters(ctx, q, now, follow_up=False))
-    if q.include_follow_up:
-        return everything
+@cache
+def _count(shape: _Shape) -> Select[Any]:
+    everything = select(func.count(Ticket.ticket_id)).where(*_where(shape, follow_up=False))
+    if shape.include_follow_up:
+        return tenant_bound(everything)
     # Listed: all but those with a future follow-up. Counted as all minus those, which is exact:
     # both counts read index entries only (few tickets have a follow-up, and its index finds them),
     # where a count that tests each row's follow-up date reads every row of the filter.
-    hidden = everything.where(Ticket.follow_up_date > now)
-    return select(everything.scalar_subquery() - hidden.scalar_subquery())
+    hidden = everything.where(Ticket.follow_up_date > bindparam("now"))
+    return tenant_bound(select(everything.scalar_subquery() - hidden.scalar_subquery()))
+
+
+@cache
+def _paged(dialect: str, shape: _Shape, sort_by: SortBy, desc: bool, among_ids: bool = False) -> Select[Any]:
+    """One page (:limit, :offset) of the tickets the shape selects (among :ids), in the given order,
+    with their details.
+
+    The page's ids are cut in a subquery and only its rows are joined to their labels: with the
+    joins in the same SELECT, SQLite's planner gives up the sort index's order and sorts every
+    match.
+    """
+    key = _SORT_KEYS[sort_by]
+    where = list(_where(shape))
+    if among_ids:
+        where.append(Ticket.ticket_id.in_(bindparam("ids", expanding=True)))
+    page = (
+        select(Ticket.ticket_id, key.label("sort_key"))
+        .where(*where)
+        .order_by(*_order(key, Ticket.ticket_id, desc))
+        .limit(bindparam("limit", type_=Integer))
+        .offset(bindparam("offset", type_=Integer))
+        .subquery("page")
+    )
+    stmt = _view_select(dialect).join(page, page.c.ticket_id == Ticket.ticket_id)
+    return tenant_bound(stmt.order_by(*_order(page.c.sort_key, page.c.ticket_id, desc)))
 
 
 async def list_tickets(ctx: Ctx, q: TicketQuery, params: PageParams) -> PageResult[TicketView]:
-    now = utcnow()
-    where = _filters(ctx, q, now)
+    shape, values = _shape(ctx, q, utcnow())
     words = search.terms(q.search) if q.search else []
     if q.search is not None and q.search.strip() and not words:
         raise ValidationFailed.field("search", "must contain at least one letter or digit")
@@ -350,17 +468,18 @@ async def list_tickets(ctx: Ctx, q: TicketQuery, params: PageParams) -> PageResu
     desc = q.sort_order is SortOrder.DESC
 
     if words:
-        return await _search_page(ctx, where, words, sort_by, desc, params)
-    total = int(await ctx.db.scalar(_count(ctx, q, now)) or 0)
+        return await _search_page(ctx, shape, values, words, sort_by, desc, params)
+    total = int((await read_bound(ctx.db, _count(shape), values)).scalar() or 0)
     if total == 0 or params.offset >= total:
         return PageResult([], total, params)
-    page = _paged(_dialect(ctx), where, sort_by, desc, params)
-    return PageResult(await _views(ctx, page), total, params)
+    values.update(limit=params.page_size, offset=params.offset)
+    return PageResult(await _views(ctx, _paged(_dialect(ctx), shape, sort_by, desc), values), total, params)
 
 
 async def _search_page(
     ctx: Ctx,
-    where: list[ColumnElement[bool]],
+    shape: _Shape,
+    values: dict[str, Any],
     words: list[str],
     sort_by: SortBy,
     desc: bool,
@@ -368,8 +487,10 @@ async def _search_page(
 ) -> PageResult[TicketView]:
     # The full-text engine returns a bounded set of matching tickets (search.CANDIDATES messages'
     # worth) with their scores, already filtered: read once, it gives the count and the page.
-    hits_stmt, higher_is_better = search.matching_tickets(ctx.db.get_bind().dialect.name, words, where)
-    hits = [(int(row[0]), row[1]) for row in await ctx.db.execute(hits_stmt)]
+    dialect = _dialect(ctx)
+    hits_stmt, higher_is_better = search.matching_tickets(dialect, words, list(_where(shape)))
+    values[TENANT_PARAM] = ctx.customer_id
+    hits = [(int(row[0]), row[1]) for row in await ctx.db.execute(hits_stmt, values)]
     total = len(hits)
     if total == 0 or params.offset >= total:
         return PageResult([], total, params)
@@ -378,13 +499,11 @@ async def _search_page(
         ranked = sorted(hits, key=lambda h: h[0], reverse=desc)  # ties by id, in the same direction
         ranked.sort(key=lambda h: h[1], reverse=higher_is_better == desc)
         ids = [ticket_id for ticket_id, _ in ranked[params.offset : end]]
-        found = {
-            v.ticket_id: v
-            for v in await _views(ctx, _view_select(_dialect(ctx)).where(Ticket.ticket_id.in_(ids)))
-        }
+        found = {v.ticket_id: v for v in await _views(ctx, _views_by_id(dialect), {"ids": ids})}
         return PageResult([found[i] for i in ids if i in found], total, params)
-    page = _paged(_dialect(ctx), [*where, Ticket.ticket_id.in_([i for i, _ in hits])], sort_by, desc, params)
-    return PageResult(await _views(ctx, page), total, params)
+    values.update(ids=[i for i, _ in hits], limit=params.page_size, offset=params.offset)
+    page = _paged(dialect, shape, sort_by, desc, among_ids=True)
+    return PageResult(await _views(ctx, page, values), total, params)
 
 
 async def get_ticket(ctx: Ctx, ticket_id: int) -> Ticket:
@@ -456,9 +575,7 @@ async def link_end_user(ctx: Ctx, ticket_id: int, end_user_id: int) -> None:
 
     Both ids are the caller's, already checked against the bound tenant; the row gets that tenant.
     """
-    customer_id = ctx.db.info.get("customer_id")
-    if customer_id is None:
-        raise TenantNotBound("linking an end user with no tenant bound")
+    customer_id = bound_customer(ctx.db)
     dialect_insert = pg_insert if _dialect(ctx) == "postgresql" else sqlite_insert
     stmt = (
         dialect_insert(TicketEndUser)
@@ -512,8 +629,9 @@ async def _apply(
     if ticket.is_closed and not was_closed and ticket.close_date is None:
         ticket.close_date = utcnow()
     if creating:
-        ctx.db.add(ticket)
-    await ctx.db.flush()
+        await insert_now(ctx.db, ticket)
+    else:
+        await ctx.db.flush()
     if data.end_user_id is not None:
         await link_end_user(ctx, ticket.ticket_id, data.end_user_id)
     if link:
