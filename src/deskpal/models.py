@@ -10,7 +10,7 @@ from deskpal.customers.models import Customer, CustomerRep
 from deskpal.customfields.models import CustomFieldDefinition
 from deskpal.endusers.models import EndUser
 from deskpal.messages.models import TicketMessage, TicketMessageTopic
-from deskpal.tickets.models import Ticket, TicketEndUser, TicketTopic
+from deskpal.tickets.models import Ticket, TicketCount, TicketEndUser, TicketTopic
 from deskpal.topics.models import Topic
 
 __all__ = [
@@ -24,6 +24,7 @@ __all__ = [
     "JobRow",
     "RateLimitBucket",
     "Ticket",
+    "TicketCount",
     "TicketEndUser",
     "TicketMessage",
     "TicketMessageAttachment",

@@ -85,6 +85,20 @@ def job(
     return register
 
 
+Upkeep = Callable[[Database], Awaitable[Any]]
+# Periodic work no request triggers, run by every worker on its own clock (each must be safe to run
+# in several workers at once): name -> (seconds between runs, function).
+UPKEEP: dict[str, tuple[float, Upkeep]] = {}
+
+
+def upkeep(name: str, *, every_seconds: float) -> Callable[[Upkeep], Upkeep]:
+    def register(fn: Upkeep) -> Upkeep:
+        UPKEEP[name] = (every_seconds, fn)
+        return fn
+
+    return register
+
+
 async def enqueue(
     db: AsyncSession,
     kind: str,
@@ -223,6 +237,7 @@ class Worker:
         log.info("worker %s started", self.name)
         next_housekeeping = 0.0
         loop = asyncio.get_running_loop()
+        next_upkeep = dict.fromkeys(UPKEEP, 0.0)
         while not stop.is_set():
             if loop.time() >= next_housekeeping:
                 next_housekeeping = loop.time() + housekeeping_seconds
@@ -230,6 +245,13 @@ class Worker:
                     await self.housekeeping()
                 except Exception:
                     log.exception("worker %s: housekeeping failed", self.name)
+            for name, (every, fn) in UPKEEP.items():
+                if loop.time() >= next_upkeep.get(name, 0.0):
+                    next_upkeep[name] = loop.time() + every
+                    try:
+                        await fn(self.db)
+                    except Exception:
+                        log.exception("worker %s: %s failed", self.name, name)
             try:
                 ran = await self.run_pending(stop)
             except Exception:

@@ -8,8 +8,18 @@ from pydantic import BaseModel
 from sqlalchemy import select
 
 from deskpal.core.context import Ctx
-from deskpal.core.jobs import job
+from deskpal.core.db import Database
+from deskpal.core.jobs import job, upkeep
+from deskpal.tickets import counts
 from deskpal.tickets.models import Ticket
+
+COMPACT_COUNTS_SECONDS = 10.0
+
+
+@upkeep("tickets.compact_counts", every_seconds=COMPACT_COUNTS_SECONDS)
+async def compact_counts(db: Database) -> None:
+    """Keep ticket_count short: the rows appended since the last run fold into one per bucket."""
+    await counts.compact(db)
 
 
 class DeleteRecordings(BaseModel):

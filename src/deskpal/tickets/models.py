@@ -6,7 +6,7 @@ import uuid
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import JSON, Boolean, ForeignKey, Index, String, Text
+from sqlalchemy import JSON, Boolean, ForeignKey, Index, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from deskpal.core.db import Base, IdType, UTCDateTime, utcnow
@@ -126,3 +126,38 @@ class TicketTopic(TenantOwned, Base):
     topic_id: Mapped[int] = mapped_column(
         IdType, ForeignKey("topic.topic_id", ondelete="CASCADE"), primary_key=True, index=True
     )
+
+
+# The columns a ticket list can filter on without reading tickets (tickets/counts.py): a ticket is
+# counted in the bucket of its values of these; channel and rep 0 stand for none.
+COUNT_BUCKET = (
+    "is_processed",
+    "status",
+    "channel_id",
+    "customer_rep_id",
+    "channel_type",
+    "is_spam",
+    "is_closed",
+)
+
+
+class TicketCount(TenantOwned, Base):
+    """How many tickets each bucket holds, as rows of +n / -n that add up (tickets/counts.py).
+
+    Written only by the database: triggers on ticket append a row per insert, delete, or change of
+    a bucket column, in the writing transaction; the worker folds a bucket's rows into one. Appended
+    rows never contend for a lock the way one counter row per bucket would.
+    """
+
+    __tablename__ = "ticket_count"
+    __table_args__ = (Index("ix_ticket_count_bucket", "customer_id", "is_processed", "status"),)
+
+    count_id: Mapped[int] = mapped_column(IdType, primary_key=True, autoincrement=True)
+    is_processed: Mapped[bool] = mapped_column(Boolean, nullable=False)
+    status: Mapped[str] = mapped_column(String(50), nullable=False)
+    channel_id: Mapped[int] = mapped_column(IdType, nullable=False)
+    customer_rep_id: Mapped[int] = mapped_column(IdType, nullable=False)
+    channel_type: Mapped[str] = mapped_column(String(20), nullable=False)
+    is_spam: Mapped[bool] = mapped_column(Boolean, nullable=False)
+    is_closed: Mapped[bool] = mapped_column(Boolean, nullable=False)
+    n: Mapped[int] = mapped_column(Integer, nullable=False)

@@ -50,8 +50,8 @@ from deskpal.endusers.service import upsert_lenient
 from deskpal.messages.models import TicketMessage
 from deskpal.storage import Storage
 from deskpal.storage import jobs as blobs
+from deskpal.tickets import counts, recordings, search
 from deskpal.tickets import jobs as _jobs  # noqa: F401 - registers the job types enqueued here
-from deskpal.tickets import recordings, search
 from deskpal.tickets.models import Ticket, TicketEndUser, TicketTopic
 from deskpal.tickets.schemas import (
     WRITE_FIELDS,
@@ -422,13 +422,19 @@ def _where(shape: _Shape, *, follow_up: bool = True) -> tuple[ColumnElement[bool
 
 @cache
 def _count(shape: _Shape) -> Select[Any]:
-    everything = select(func.count(Ticket.ticket_id)).where(*_where(shape, follow_up=False))
+    everything = (
+        counts.total(shape, shape.seen.value)
+        if counts.answers(shape)
+        else select(func.count(Ticket.ticket_id)).where(*_where(shape, follow_up=False))
+    )
     if shape.include_follow_up:
         return tenant_bound(everything)
     # Listed: all but those with a future follow-up. Counted as all minus those, which is exact:
     # both counts read index entries only (few tickets have a follow-up, and its index finds them),
     # where a count that tests each row's follow-up date reads every row of the filter.
-    hidden = everything.where(Ticket.follow_up_date > bindparam("now"))
+    hidden = select(func.count(Ticket.ticket_id)).where(
+        *_where(shape, follow_up=False), Ticket.follow_up_date > bindparam("now")
+    )
     return tenant_bound(select(everything.scalar_subquery() - hidden.scalar_subquery()))
 
 
