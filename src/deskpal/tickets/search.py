@@ -2,8 +2,10 @@
 
 Both indexes cover a message's subject and text body and are kept current inside the writing
 transaction by the database itself (SQLite: triggers feeding an external-content FTS5 table;
-PostgreSQL: a stored generated tsvector column). The objects are created by the tickets migration
-and are not part of the ORM metadata; the Alembic env leaves them out of drift checks.
+PostgreSQL: a trigger copying the stored generated tsvector column `ticket_message.search_vector`
+into the narrow table `ticket_message_search`, whose GIN index holds every word, its prefixes of 3
+to 8 letters and a recency bucket; see `_pg_matching`). The objects are created by migrations and
+are not part of the ORM metadata; the Alembic env leaves them out of drift checks.
 
 Accents are folded on both sides: SQLite's unicode61 tokenizer removes diacritics itself, and on
 PostgreSQL the indexed text goes through deskpal_fold(), a translate() over the Latin letters with
@@ -17,15 +19,19 @@ import unicodedata
 from functools import cache
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, func, literal_column, select, text
+from sqlalchemy import CTE, BigInteger, ColumnElement, Select, func, literal_column, select, text, union_all
+from sqlalchemy.dialects.postgresql import TSQUERY, TSVECTOR
 from sqlalchemy.sql import column, table
 
 from deskpal.messages.models import TicketMessage
 from deskpal.tickets.models import Ticket
 
 FTS_TABLE = "ticket_message_fts"  # SQLite
-FTS_COLUMN = "search_vector"  # PostgreSQL
-FTS_OBJECT_PREFIXES = (FTS_TABLE, "ix_ticket_message_search_vector")
+FTS_COLUMN = "search_vector"  # PostgreSQL: the generated column, copied into SEARCH_TABLE
+SEARCH_TABLE = "ticket_message_search"  # PostgreSQL
+# The GIN index kept its name when it moved from ticket_message to SEARCH_TABLE (migration 0007).
+SEARCH_INDEX = "ix_ticket_message_search_vector"
+FTS_OBJECT_PREFIXES = (FTS_TABLE, SEARCH_TABLE, SEARCH_INDEX)
 MAX_TERMS = 8
 # A search ranks the newest this many matching messages (in the tickets the other filters select).
 CANDIDATES = 500
@@ -33,10 +39,20 @@ CANDIDATES = 500
 # merges the doclists of every word the prefix starts (15-20x slower for common words, measured on
 # 1M messages; docs/performance.md). Longer words fall back to that merge.
 FTS_PREFIXES = "3 4 5 6 7 8"
+# PostgreSQL's GIN index holds the same prefixes as whole terms: a prefix query (`word:*`) makes GIN
+# read and merge the posting lists of every term the prefix starts (20-50 ms for a common word on
+# 1M messages) where a whole term is a lookup that the other words' lists can skip through.
+PG_PREFIX_MIN, PG_PREFIX_MAX = 3, 8
+# Recency buckets, also terms of the GIN index: for each of these sizes (2**bits message ids), the
+# term '~<bits>:<message_id >> bits>'. A search reads the newest two buckets of the smallest size
+# first, then of the next size, ...; then every message; and stops at the first window that
+# completes its candidates. Each window is one GIN lookup of two bucket terms AND the words.
+WINDOW_BITS = (15, 18, 21, 24)
 _INSERT = (
     f"INSERT INTO {FTS_TABLE}(rowid, subject, text_body) VALUES (new.message_id, new.subject, new.text_body);"
 )
 _TOKEN = re.compile(r"[^\W_]+")
+_SIMPLE = text("'simple'::regconfig")
 
 
 @cache
@@ -83,26 +99,7 @@ def matching_tickets(
     """
     limit = CANDIDATES if limit is None else limit
     if dialect == "postgresql":
-        vector: ColumnElement[Any] = literal_column(f"ticket_message.{FTS_COLUMN}")
-        query = func.to_tsquery(text("'simple'::regconfig"), " & ".join(f"{w}:*" for w in words))
-        # Narrow rows through the sort (the vectors would spill it to disk), then the vectors of
-        # the candidates only, by primary key, for ts_rank.
-        newest = (
-            select(TicketMessage.message_id, TicketMessage.ticket_id)
-            .join(Ticket, Ticket.ticket_id == TicketMessage.ticket_id)
-            .where(vector.op("@@")(query), *where)
-            .order_by(TicketMessage.message_id.desc())
-            .limit(limit)
-            .subquery("newest")
-        )
-        best: ColumnElement[Any] = func.max(func.ts_rank(vector, query))
-        scored = (
-            select(newest.c.ticket_id, best.label("score"))
-            .select_from(newest)
-            .join(TicketMessage, TicketMessage.message_id == newest.c.message_id)
-            .group_by(newest.c.ticket_id)
-        )
-        return scored, True
+        return _pg_matching(words, where, limit), True
     fts = table(FTS_TABLE, column("rowid"), column(FTS_TABLE))
     match = " ".join(f'"{w}"*' for w in words)
     # bm25 (lower is better) is computed only for the rows the MATCH query returns.
@@ -121,6 +118,80 @@ def matching_tickets(
     ), False
 
 
+def _index_query(words: list[str]) -> str:
+    """The words as GIN index terms: a word of 3 to 8 letters is a whole term (the index holds every
+    word's prefixes of those lengths, so the word matches any word it starts); a longer word is
+    looked up by its first 8 letters and checked whole on the rows found (`_pg_matching`); a
+    shorter one stays a prefix query, which GIN answers by merging the lists of every term it
+    starts."""
+    return " & ".join(w if PG_PREFIX_MIN <= len(w) <= PG_PREFIX_MAX else f"{w}:*" for w in words)
+
+
+def _pg_matching(words: list[str], where: list[ColumnElement[bool]], limit: int) -> Select[Any]:
+    """The newest `limit` matches, found window by window, newest first, each window a GIN lookup
+    restricted to its recency buckets (so only the matches inside it are read from the heap); a
+    window runs only while the windows before it found fewer than `limit`, the last one covers
+    every older message. One statement: each window is a CTE gated by a one-time filter on the
+    counts before it, so PostgreSQL skips the windows it does not need.
+
+    A bitmap of every match costs one heap visit per match (tens of thousands for two common words)
+    and walking the primary key tests every row; a window costs a GIN lookup and its own matches."""
+    msg = table(
+        SEARCH_TABLE,
+        column("message_id", BigInteger),
+        column("ticket_id", BigInteger),
+        column("search_vector", TSVECTOR),
+    )
+    latest = msg.alias("latest")
+    newest_id = select(func.max(latest.c.message_id)).scalar_subquery()
+    index_terms = func.deskpal_search_terms(msg.c.search_vector, msg.c.message_id, type_=TSVECTOR)
+    word_query = func.to_tsquery(_SIMPLE, _index_query(words), type_=TSQUERY)
+    prefix_query = func.to_tsquery(_SIMPLE, " & ".join(f"{w}:*" for w in words), type_=TSQUERY)
+
+    windows: list[CTE] = []
+    floor: ColumnElement[Any] | None = None  # the oldest id of the windows read before
+    for number in range(len(WINDOW_BITS) + 1):
+        match: list[ColumnElement[bool]]
+        if number < len(WINDOW_BITS):
+            bits: ColumnElement[Any] = literal_column(
+                str(WINDOW_BITS[number])
+            )  # an int: there is no bigint >> bigint
+            buckets = func.deskpal_search_window(bits, newest_id, type_=TSQUERY)
+            match = [index_terms.op("@@")(word_query.op("&&", return_type=TSQUERY)(buckets))]
+        else:
+            match = [index_terms.op("@@")(word_query)]
+        if floor is not None:
+            # The windows overlap (a bigger one starts at its own bucket boundary): the matches
+            # already read are read again, but not kept twice.
+            # `+ 0`: a filter on the rows the GIN lookup found, not a bitmap of every older id.
+            match.append(msg.c.message_id + 0 < floor)
+            gate = [sum((_count(w) for w in windows[1:]), _count(windows[0])) < limit]
+        else:
+            gate = []
+        if number < len(WINDOW_BITS):
+            floor = ((newest_id.op(">>")(bits)) - 1).op("<<")(bits)
+        if any(len(w) > PG_PREFIX_MAX for w in words):
+            match.append(msg.c.search_vector.op("@@")(prefix_query))
+        windows.append(
+            select(msg.c.message_id, msg.c.ticket_id, msg.c.search_vector)
+            .select_from(Ticket)
+            .join(msg, msg.c.ticket_id == Ticket.ticket_id)
+            .where(*gate, *match, *where)
+            .order_by(msg.c.message_id.desc())
+            .limit(limit)
+            .cte(f"window{number + 1}", nesting=True)
+        )
+    found = union_all(*(select(w.c.message_id, w.c.ticket_id, w.c.search_vector) for w in windows)).subquery()
+    newest = select(found).order_by(found.c.message_id.desc()).limit(limit).subquery("newest")
+    # Ranked as before the index moved: the message's own vector against the words as prefixes.
+    best: ColumnElement[Any] = func.max(func.ts_rank(newest.c.search_vector, prefix_query))
+    return select(newest.c.ticket_id, best.label("score")).group_by(newest.c.ticket_id)
+
+
+def _count(window: CTE) -> ColumnElement[int]:
+    return select(func.count()).select_from(window).scalar_subquery()
+
+
 # The current DDL (the migrations carry their own copies, so that edits here cannot rewrite history:
 # 0002 created the table, 0006 added the prefix indexes).
 SQLITE_DDL = (
@@ -134,4 +205,41 @@ SQLITE_DDL = (
     f"INSERT INTO {FTS_TABLE}({FTS_TABLE}, rowid, subject, text_body) "
     "VALUES ('delete', old.message_id, old.subject, old.text_body); "
     f"{_INSERT} END",
+)
+
+# PostgreSQL's current objects (migration 0007 created them and carries its own copy). The trigger
+# copies the generated column rather than computing the vector again. The functions are PARALLEL
+# RESTRICTED so that no search plans parallel workers: a window reads a few hundred rows, and
+# starting workers costs more (3-5 ms) than that.
+PG_DDL = (
+    "CREATE FUNCTION deskpal_search_terms(vector tsvector, message_id bigint) RETURNS tsvector "
+    "LANGUAGE sql IMMUTABLE PARALLEL RESTRICTED STRICT AS $$ SELECT vector || array_to_tsvector(ARRAY("
+    "SELECT DISTINCT left(w.lexeme, n) FROM unnest(vector) AS w, "
+    f"generate_series({PG_PREFIX_MIN}, {PG_PREFIX_MAX}) AS n WHERE length(w.lexeme) > n) || ARRAY["
+    + ", ".join(f"'~{b}:' || (message_id >> {b})" for b in WINDOW_BITS)
+    + "]) $$",
+    "CREATE FUNCTION deskpal_search_window(bits int, newest bigint) RETURNS tsquery "
+    "LANGUAGE sql IMMUTABLE PARALLEL RESTRICTED STRICT AS $$ SELECT (quote_literal("
+    "'~' || bits || ':' || (newest >> bits)) || ' | ' || quote_literal('~' || bits || ':' || "
+    "((newest >> bits) - 1)))::tsquery $$",
+    f"CREATE TABLE {SEARCH_TABLE} (message_id bigint PRIMARY KEY, ticket_id bigint NOT NULL, "
+    "search_vector tsvector NOT NULL)",
+    f"CREATE FUNCTION deskpal_{SEARCH_TABLE}() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN "
+    f"IF TG_OP = 'INSERT' THEN INSERT INTO {SEARCH_TABLE} (message_id, ticket_id, search_vector) "
+    "VALUES (NEW.message_id, NEW.ticket_id, NEW.search_vector); "
+    f"ELSIF TG_OP = 'UPDATE' THEN UPDATE {SEARCH_TABLE} SET message_id = NEW.message_id, "
+    "ticket_id = NEW.ticket_id, search_vector = NEW.search_vector WHERE message_id = OLD.message_id; "
+    f"ELSE DELETE FROM {SEARCH_TABLE} WHERE message_id = OLD.message_id; END IF; RETURN NULL; END $$",
+    f"CREATE TRIGGER {SEARCH_TABLE} AFTER INSERT OR DELETE OR UPDATE OF message_id, ticket_id, subject, "
+    f"text_body ON ticket_message FOR EACH ROW EXECUTE FUNCTION deskpal_{SEARCH_TABLE}()",
+)
+# Filling the table from ticket_message (in id order, so that a window's rows sit together), and
+# the index, built after the rows are in: much faster than growing it row by row.
+PG_BACKFILL = (
+    f"INSERT INTO {SEARCH_TABLE} (message_id, ticket_id, search_vector) "
+    "SELECT message_id, ticket_id, search_vector FROM ticket_message ORDER BY message_id"
+)
+PG_INDEX = (
+    f"CREATE INDEX {SEARCH_INDEX} ON {SEARCH_TABLE} "
+    "USING gin (deskpal_search_terms(search_vector, message_id))"
 )
