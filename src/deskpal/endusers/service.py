@@ -2,14 +2,20 @@
 
 from __future__ import annotations
 
+import functools
+from typing import Any
+
 from pydantic import ValidationError
-from sqlalchemy import select
+from sqlalchemy import Table, func, select
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from deskpal.core.context import Ctx
 from deskpal.core.crud import get_or_404
+from deskpal.core.db import utcnow
 from deskpal.core.errors import Conflict
 from deskpal.core.schemas import PageParams, PageResult, paginate
-from deskpal.core.tenancy import insert_now, update_now
+from deskpal.core.tenancy import bound_customer, insert_now
 from deskpal.endusers.models import EndUser
 from deskpal.endusers.schemas import EndUserWriteDTO
 
@@ -33,25 +39,41 @@ async def find_by_uid(ctx: Ctx, uid: str) -> EndUser | None:
     return (await ctx.db.scalars(select(EndUser).where(EndUser.uid == uid))).first()
 
 
-async def upsert_end_user(ctx: Ctx, data: EndUserWriteDTO) -> EndUser:
-    """The end user with this uid, created when new; known fields fill in what was missing."""
-    user = await find_by_uid(ctx, data.uid)
-    if user is None:
-        return await _insert(ctx, data)
-    # Known fields fill in what was missing; nothing known is overwritten.
-    changes = {
-        key: value
-        for key, value in (("name", data.name), ("email", data.email), ("phone", data.phone))
-        if value and not getattr(user, key)
+@functools.cache
+def _upsert(dialect: str) -> Any:
+    """The end user with this uid, inserted when new, else the fields it lacks filled in (nothing
+    known is overwritten), its id returned: one statement, built once per dialect."""
+    table: Table = EndUser.__table__  # type: ignore[assignment]
+    dialect_insert = pg_insert if dialect == "postgresql" else sqlite_insert
+    stmt = dialect_insert(table)
+    fill = {
+        # An empty value counts as missing, as a form's blank field would.
+        name: func.coalesce(func.nullif(table.c[name], ""), stmt.excluded[name])
+        for name in ("name", "email", "phone")
     }
-    if changes:
-        await update_now(ctx.db, user, changes)
-    return user
+    return stmt.on_conflict_do_update(index_elements=["customer_id", "uid"], set_=fill).returning(
+        table.c.end_user_id
+    )
+
+
+async def upsert_end_user(ctx: Ctx, data: EndUserWriteDTO) -> int:
+    """The id of the end user with this uid, created when new; known fields fill in what was
+    missing."""
+    connection = await ctx.db.connection()
+    values = {
+        "customer_id": bound_customer(ctx.db),
+        "uid": data.uid,
+        "name": data.name,
+        "email": data.email,
+        "phone": data.phone,
+        "created_at": utcnow(),
+    }
+    return int((await connection.execute(_upsert(connection.dialect.name), values)).scalar_one())
 
 
 async def upsert_lenient(
     ctx: Ctx, *, uid: str, name: str | None, email: str | None, phone: str | None
-) -> EndUser | None:
+) -> int | None:
     """upsert_end_user for what a message says of its sender: an address, number or name the
     end-user rules refuse is left out rather than failing the message (None: not even the uid)."""
     for candidate in (

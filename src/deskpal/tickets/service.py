@@ -597,9 +597,9 @@ async def link_uid(
     """Link the end user the ticket's uid names, creating them when new."""
     if not ticket.uid:
         return
-    user = await upsert_lenient(ctx, uid=ticket.uid, name=name, email=email, phone=phone)
-    if user is not None:
-        await link_end_user(ctx, ticket.ticket_id, user.end_user_id)
+    end_user_id = await upsert_lenient(ctx, uid=ticket.uid, name=name, email=email, phone=phone)
+    if end_user_id is not None:
+        await link_end_user(ctx, ticket.ticket_id, end_user_id)
 
 
 async def _apply(
