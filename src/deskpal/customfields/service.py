@@ -2,18 +2,21 @@
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Mapping
 from datetime import date, datetime
 from typing import Any
 from urllib.parse import urlparse
 
-from sqlalchemy import select
+from sqlalchemy import Select, bindparam, select
+from sqlalchemy import inspect as sa_inspect
 
 from deskpal.core.context import Ctx
 from deskpal.core.crud import get_or_404
 from deskpal.core.errors import Conflict, ValidationFailed
 from deskpal.core.schemas import PageParams, PageResult, paginate
+from deskpal.core.tenancy import TENANT_PARAM, read_bound, tenant_bound
 from deskpal.core.text import normalize_email
 from deskpal.customfields.models import CustomFieldDefinition, EntityType, FieldType
 from deskpal.customfields.schemas import CustomFieldDefinitionWriteDTO
@@ -41,9 +44,19 @@ async def definitions_for(ctx: Ctx, entity_type: EntityType) -> list[CustomField
     """
     every: list[CustomFieldDefinition] | None = ctx.db.info.get(_MEMO)
     if every is None:
-        stmt = select(CustomFieldDefinition).order_by(CustomFieldDefinition.name)
-        every = ctx.db.info[_MEMO] = list((await ctx.db.scalars(stmt)).all())
+        # Plain rows with the entity's attribute names (read on every message creation: the
+        # statement is built once, the tenant bound from the session).
+        rows = await read_bound(ctx.db, _all_definitions())
+        every = ctx.db.info[_MEMO] = list(rows.all())
     return [d for d in every if d.entity_type == entity_type.value]
+
+
+@functools.cache
+def _all_definitions() -> Select[Any]:
+    d = CustomFieldDefinition
+    columns = [getattr(d, prop.key).label(prop.key) for prop in sa_inspect(d).column_attrs]
+    stmt = select(*columns).where(d.customer_id == bindparam(TENANT_PARAM)).order_by(d.name)
+    return tenant_bound(stmt)
 
 
 def _forget_definitions(ctx: Ctx) -> None:

@@ -581,14 +581,15 @@ async def link_end_user(ctx: Ctx, ticket_id: int, end_user_id: int) -> None:
 
     Both ids are the caller's, already checked against the bound tenant; the row gets that tenant.
     """
-    customer_id = bound_customer(ctx.db)
-    dialect_insert = pg_insert if _dialect(ctx) == "postgresql" else sqlite_insert
-    stmt = (
-        dialect_insert(TicketEndUser)
-        .values(ticket_id=ticket_id, end_user_id=end_user_id, customer_id=customer_id)
-        .on_conflict_do_nothing()
-    )
-    await ctx.db.execute(stmt)
+    connection = await ctx.db.connection()
+    values = {"ticket_id": ticket_id, "end_user_id": end_user_id, "customer_id": bound_customer(ctx.db)}
+    await connection.execute(_link_once(connection.dialect.name), values)
+
+
+@cache
+def _link_once(dialect: str) -> Any:
+    dialect_insert = pg_insert if dialect == "postgresql" else sqlite_insert
+    return dialect_insert(TicketEndUser).on_conflict_do_nothing()
 
 
 async def link_uid(
