@@ -19,7 +19,18 @@ import unicodedata
 from functools import cache
 from typing import Any
 
-from sqlalchemy import CTE, BigInteger, ColumnElement, Select, func, literal_column, select, text, union_all
+from sqlalchemy import (
+    CTE,
+    BigInteger,
+    ColumnElement,
+    Select,
+    func,
+    literal_column,
+    select,
+    text,
+    true,
+    union_all,
+)
 from sqlalchemy.dialects.postgresql import TSQUERY, TSVECTOR
 from sqlalchemy.sql import column, table
 
@@ -43,11 +54,14 @@ FTS_PREFIXES = "3 4 5 6 7 8"
 # read and merge the posting lists of every term the prefix starts (20-50 ms for a common word on
 # 1M messages) where a whole term is a lookup that the other words' lists can skip through.
 PG_PREFIX_MIN, PG_PREFIX_MAX = 3, 8
-# Recency buckets, also terms of the GIN index: for each of these sizes (2**bits message ids), the
-# term '~<bits>:<message_id >> bits>'. A search reads the newest two buckets of the smallest size
-# first, then of the next size, ...; then every message; and stops at the first window that
-# completes its candidates. Each window is one GIN lookup of two bucket terms AND the words.
-WINDOW_BITS = (15, 18, 21, 24)
+# Recency buckets, also terms of the GIN index: for each size from 2**15 to 2**24 message ids, the
+# term '~<bits>:<message_id >> bits>'. Two neighbouring buckets of one size (the newest and the one
+# before) are a window: one GIN lookup of the words AND two bucket terms reads only the matches in
+# it. A search reads the smallest window first; then, from the rate of matches found so far, the
+# smallest window expected to hold 1.25 times the candidates still missing; once more; then every
+# older message (see `_pg_matching`).
+BUCKET_BITS = (15, 24)
+ADAPTIVE_WINDOWS = 2  # after the first one, before the last (all older messages)
 _INSERT = (
     f"INSERT INTO {FTS_TABLE}(rowid, subject, text_body) VALUES (new.message_id, new.subject, new.text_body);"
 )
@@ -142,34 +156,57 @@ def _pg_matching(words: list[str], where: list[ColumnElement[bool]], limit: int)
         column("ticket_id", BigInteger),
         column("search_vector", TSVECTOR),
     )
-    latest = msg.alias("latest")
-    newest_id = select(func.max(latest.c.message_id)).scalar_subquery()
+    ids = msg.alias("ids")
+    bounds = select(
+        func.max(ids.c.message_id).label("newest"), func.min(ids.c.message_id).label("oldest")
+    ).cte("bounds")
+    newest_id = select(bounds.c.newest).scalar_subquery()
     index_terms = func.deskpal_search_terms(msg.c.search_vector, msg.c.message_id, type_=TSVECTOR)
     word_query = func.to_tsquery(_SIMPLE, _index_query(words), type_=TSQUERY)
     prefix_query = func.to_tsquery(_SIMPLE, " & ".join(f"{w}:*" for w in words), type_=TSQUERY)
 
     windows: list[CTE] = []
-    floor: ColumnElement[Any] | None = None  # the oldest id of the windows read before
-    for number in range(len(WINDOW_BITS) + 1):
-        match: list[ColumnElement[bool]]
-        if number < len(WINDOW_BITS):
-            bits: ColumnElement[Any] = literal_column(
-                str(WINDOW_BITS[number])
+    # Each window's size (bits) and floor (its oldest id), computed once in a CTE of their own:
+    # written inline, every window would repeat the expressions of all the windows before it.
+    steps: list[CTE] = []
+    for number in range(ADAPTIVE_WINDOWS + 2):
+        found = sum((_count(w) for w in windows[1:]), _count(windows[0])) if windows else None
+        if number == 0:
+            first: ColumnElement[Any] = literal_column(
+                str(BUCKET_BITS[0])
             )  # an int: there is no bigint >> bigint
+            step = select(first.label("bits"), _floor(bounds.c.newest, first).label("floor"))
+            steps.append(step.select_from(bounds).cte("step1"))
+        elif number <= ADAPTIVE_WINDOWS:
+            assert found is not None
+            before = steps[-1]
+            size = (
+                select(
+                    func.deskpal_search_bits(bounds.c.newest, before.c.floor, found, limit).label("bits"),
+                    bounds.c.newest,
+                    before.c.floor,
+                )
+                .select_from(bounds.join(before, true()))  # one row each
+                .subquery()
+            )
+            # A window skipped (no size is big enough: bits is NULL) leaves the floor where it was.
+            floor = func.coalesce(_floor(size.c.newest, size.c.bits), size.c.floor)
+            steps.append(select(size.c.bits, floor.label("floor")).cte(f"step{number + 1}"))
+        match: list[ColumnElement[bool]] = []
+        if number < len(steps):
+            bits = select(steps[number].c.bits).scalar_subquery()
             buckets = func.deskpal_search_window(bits, newest_id, type_=TSQUERY)
-            match = [index_terms.op("@@")(word_query.op("&&", return_type=TSQUERY)(buckets))]
+            match.append(index_terms.op("@@")(word_query.op("&&", return_type=TSQUERY)(buckets)))
         else:
-            match = [index_terms.op("@@")(word_query)]
-        if floor is not None:
-            # The windows overlap (a bigger one starts at its own bucket boundary): the matches
-            # already read are read again, but not kept twice.
-            # `+ 0`: a filter on the rows the GIN lookup found, not a bitmap of every older id.
-            match.append(msg.c.message_id + 0 < floor)
-            gate = [sum((_count(w) for w in windows[1:]), _count(windows[0])) < limit]
-        else:
-            gate = []
-        if number < len(WINDOW_BITS):
-            floor = ((newest_id.op(">>")(bits)) - 1).op("<<")(bits)
+            match.append(index_terms.op("@@")(word_query))
+        gate: list[ColumnElement[bool]] = []
+        if found is not None:
+            # A bigger window contains the smaller ones: their matches are read again, not kept
+            # twice. `+ 0`: a filter on the rows the GIN lookup found, not a bitmap of older ids.
+            floor_before = select(steps[number - 1].c.floor).scalar_subquery()
+            match.append(msg.c.message_id + 0 < floor_before)
+            # Nothing older to read once a window reached back to the first message.
+            gate.extend((found < limit, floor_before > select(bounds.c.oldest).scalar_subquery()))
         if any(len(w) > PG_PREFIX_MAX for w in words):
             match.append(msg.c.search_vector.op("@@")(prefix_query))
         windows.append(
@@ -179,13 +216,26 @@ def _pg_matching(words: list[str], where: list[ColumnElement[bool]], limit: int)
             .where(*gate, *match, *where)
             .order_by(msg.c.message_id.desc())
             .limit(limit)
-            .cte(f"window{number + 1}", nesting=True)
+            .cte(f"window{number + 1}")
         )
-    found = union_all(*(select(w.c.message_id, w.c.ticket_id, w.c.search_vector) for w in windows)).subquery()
-    newest = select(found).order_by(found.c.message_id.desc()).limit(limit).subquery("newest")
+    matches = union_all(*(select(w.c.message_id, w.c.ticket_id, w.c.search_vector) for w in windows))
+    every = matches.subquery()
+    # The CTEs go inside this subquery (a statement that starts with SELECT, like the others).
+    newest = (
+        select(every)
+        .add_cte(bounds, *steps, *windows, nest_here=True)
+        .order_by(every.c.message_id.desc())
+        .limit(limit)
+        .subquery("newest")
+    )
     # Ranked as before the index moved: the message's own vector against the words as prefixes.
     best: ColumnElement[Any] = func.max(func.ts_rank(newest.c.search_vector, prefix_query))
     return select(newest.c.ticket_id, best.label("score")).group_by(newest.c.ticket_id)
+
+
+def _floor(newest: ColumnElement[Any], bits: ColumnElement[Any]) -> ColumnElement[Any]:
+    """The oldest id of the window of 2**bits-id buckets: the start of the bucket before the newest."""
+    return ((newest.op(">>")(bits)) - 1).op("<<")(bits)
 
 
 def _count(window: CTE) -> ColumnElement[int]:
@@ -215,13 +265,21 @@ PG_DDL = (
     "CREATE FUNCTION deskpal_search_terms(vector tsvector, message_id bigint) RETURNS tsvector "
     "LANGUAGE sql IMMUTABLE PARALLEL RESTRICTED STRICT AS $$ SELECT vector || array_to_tsvector(ARRAY("
     "SELECT DISTINCT left(w.lexeme, n) FROM unnest(vector) AS w, "
-    f"generate_series({PG_PREFIX_MIN}, {PG_PREFIX_MAX}) AS n WHERE length(w.lexeme) > n) || ARRAY["
-    + ", ".join(f"'~{b}:' || (message_id >> {b})" for b in WINDOW_BITS)
-    + "]) $$",
+    f"generate_series({PG_PREFIX_MIN}, {PG_PREFIX_MAX}) AS n WHERE length(w.lexeme) > n) || ARRAY("
+    "SELECT '~' || b || ':' || (message_id >> b) "
+    f"FROM generate_series({BUCKET_BITS[0]}, {BUCKET_BITS[1]}) AS b)) $$",
     "CREATE FUNCTION deskpal_search_window(bits int, newest bigint) RETURNS tsquery "
     "LANGUAGE sql IMMUTABLE PARALLEL RESTRICTED STRICT AS $$ SELECT (quote_literal("
     "'~' || bits || ':' || (newest >> bits)) || ' | ' || quote_literal('~' || bits || ':' || "
     "((newest >> bits) - 1)))::tsquery $$",
+    # The smallest window reaching back far enough to hold, at the rate of the windows read so far
+    # (down to `floor`, `found` matches), 1.25 times the `wanted - found` matches missing; none
+    # found: 20 times as far. NULL when even the biggest window is too small.
+    "CREATE FUNCTION deskpal_search_bits(newest bigint, floor bigint, found bigint, wanted int) "
+    "RETURNS int LANGUAGE sql IMMUTABLE PARALLEL RESTRICTED STRICT AS $$ SELECT min(b) "
+    f"FROM generate_series({BUCKET_BITS[0]}, {BUCKET_BITS[1]}) AS b "
+    "WHERE newest - (((newest >> b) - 1) << b) >= (newest - floor) "
+    "* (1 + 1.25 * (wanted - found) / greatest(found, wanted / 16.0)) $$",
     f"CREATE TABLE {SEARCH_TABLE} (message_id bigint PRIMARY KEY, ticket_id bigint NOT NULL, "
     "search_vector tsvector NOT NULL)",
     f"CREATE FUNCTION deskpal_{SEARCH_TABLE}() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN "
