@@ -6,7 +6,7 @@ import functools
 from typing import Any
 
 from pydantic import ValidationError
-from sqlalchemy import Table, func, select
+from sqlalchemy import Table, bindparam, func, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
@@ -15,7 +15,7 @@ from deskpal.core.crud import get_or_404
 from deskpal.core.db import utcnow
 from deskpal.core.errors import Conflict
 from deskpal.core.schemas import PageParams, PageResult, paginate
-from deskpal.core.tenancy import bound_customer, insert_now
+from deskpal.core.tenancy import TENANT_PARAM, bound_customer, insert_now, read_bound, tenant_bound
 from deskpal.endusers.models import EndUser
 from deskpal.endusers.schemas import EndUserWriteDTO
 
@@ -56,9 +56,24 @@ def _upsert(dialect: str) -> Any:
     )
 
 
+@functools.cache
+def _by_uid() -> Any:
+    e = EndUser
+    stmt = select(e.end_user_id, e.name, e.email, e.phone).where(
+        e.customer_id == bindparam(TENANT_PARAM), e.uid == bindparam("uid")
+    )
+    return tenant_bound(stmt)
+
+
 async def upsert_end_user(ctx: Ctx, data: EndUserWriteDTO) -> int:
     """The id of the end user with this uid, created when new; known fields fill in what was
     missing."""
+    known = (await read_bound(ctx.db, _by_uid(), {"uid": data.uid})).first()
+    given = (("name", data.name), ("email", data.email), ("phone", data.phone))
+    if known is not None and not any(value and not getattr(known, key) for key, value in given):
+        # Nothing to add: no write, so no row lock (on PostgreSQL every message from the same
+        # end user would wait for it until its transaction ends).
+        return int(known.end_user_id)
     connection = await ctx.db.connection()
     values = {
         "customer_id": bound_customer(ctx.db),

@@ -230,10 +230,13 @@ async def insert(ctx: Ctx, ticket: Ticket, new: NewMessage) -> TicketMessage:
     changes = {} if msg.is_draft or msg.is_internal_note else _ticket_follows(ticket, msg, reopen=new.reopen)
     if new.uid and not ticket.uid:
         changes["uid"] = new.uid
-    if changes:
-        await update_now(ctx.db, ticket, changes)
     name, email, phone = _end_user_contact(new)
-    await tickets.link_uid(ctx, ticket, name=name, email=email, phone=phone)
+    uid = changes.get("uid", ticket.uid)
+    await tickets.link_uid(ctx, ticket.ticket_id, uid, name=name, email=email, phone=phone)
+    if changes:
+        # Last: on PostgreSQL the ticket's row stays locked from this UPDATE to the commit, and
+        # every message into the same ticket waits for it.
+        await update_now(ctx.db, ticket, changes)
     return msg
 
 

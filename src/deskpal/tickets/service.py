@@ -593,14 +593,20 @@ def _link_once(dialect: str) -> Any:
 
 
 async def link_uid(
-    ctx: Ctx, ticket: Ticket, *, name: str | None = None, email: str | None = None, phone: str | None = None
+    ctx: Ctx,
+    ticket_id: int,
+    uid: str | None,
+    *,
+    name: str | None = None,
+    email: str | None = None,
+    phone: str | None = None,
 ) -> None:
     """Link the end user the ticket's uid names, creating them when new."""
-    if not ticket.uid:
+    if not uid:
         return
-    end_user_id = await upsert_lenient(ctx, uid=ticket.uid, name=name, email=email, phone=phone)
+    end_user_id = await upsert_lenient(ctx, uid=uid, name=name, email=email, phone=phone)
     if end_user_id is not None:
-        await link_end_user(ctx, ticket.ticket_id, end_user_id)
+        await link_end_user(ctx, ticket_id, end_user_id)
 
 
 async def _apply(
@@ -642,7 +648,7 @@ async def _apply(
     if data.end_user_id is not None:
         await link_end_user(ctx, ticket.ticket_id, data.end_user_id)
     if link:
-        await link_uid(ctx, ticket)
+        await link_uid(ctx, ticket.ticket_id, ticket.uid)
 
 
 async def create_ticket(ctx: Ctx, data: TicketWriteDTO) -> Ticket:
@@ -927,7 +933,7 @@ async def create_chat_ticket(ctx: Ctx, channel: Channel, data: ChatTicketCreateD
     )
     ctx.db.add(ticket)
     await ctx.db.flush()
-    await link_uid(ctx, ticket, name=data.name, email=data.email)
+    await link_uid(ctx, ticket.ticket_id, ticket.uid, name=data.name, email=data.email)
     await add_message(
         ctx,
         ticket.ticket_id,
