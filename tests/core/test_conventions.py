@@ -197,3 +197,28 @@ async def test_unexpected_error_is_500_problem_without_internals(failing_client:
     assert body["requestId"]
     assert r.headers["x-request-id"] == body["requestId"]
     assert "secret internals" not in r.text
+
+
+def test_built_dtos_refuse_missing_or_unknown_fields_and_serialise_like_validated_ones() -> None:
+    from datetime import UTC, datetime
+
+    import pytest
+
+    from deskpal.core.schemas import built
+    from deskpal.endusers.schemas import EndUserDTO
+
+    values = {
+        "end_user_id": 1,
+        "uid": "ann",
+        "name": None,
+        "email": "ann@example.com",
+        "phone": None,
+        "date_created": datetime(2026, 1, 2, 3, 4, 5, 6000, tzinfo=UTC),
+    }
+    fast = built(EndUserDTO, dict(values))
+    slow = EndUserDTO.model_validate({**values, "created_at": values["date_created"]})
+    assert fast.model_dump_json() == slow.model_dump_json()
+    with pytest.raises(TypeError):
+        built(EndUserDTO, {k: v for k, v in values.items() if k != "uid"})
+    with pytest.raises(TypeError):
+        built(EndUserDTO, {**values, "extra": 1})

@@ -112,3 +112,90 @@ class TestSubqueries:
         async with transaction(db_of(app), write=False) as db:
             with pytest.raises(TenantNotBound):
                 await db.scalar(select(func.count()).select_from(select(Topic).subquery()))
+
+
+class TestStatementsBuiltOnce:
+    """tenant_bound / read_bound: reads built once, the tenant a checked bound parameter."""
+
+    def test_a_statement_that_leaves_a_tenant_table_unscoped_is_refused(self) -> None:
+        from sqlalchemy import bindparam
+
+        from deskpal.core.tenancy import tenant_bound
+        from deskpal.tickets.models import Ticket, TicketTopic
+
+        scoped = Ticket.customer_id == bindparam("tenant_id")
+        tenant_bound(select(Ticket.ticket_id).where(scoped))  # fine
+        with pytest.raises(TenantNotBound):
+            tenant_bound(select(Ticket.ticket_id))
+        with pytest.raises(TenantNotBound):  # a joined tenant table must be scoped as well
+            joined = TicketTopic.ticket_id == Ticket.ticket_id
+            tenant_bound(select(Ticket.ticket_id).join(TicketTopic, joined).where(scoped))
+        with pytest.raises(TenantNotBound):  # a literal tenant is not the bound parameter
+            tenant_bound(select(Ticket.ticket_id).where(Ticket.customer_id == 1))
+
+    async def test_read_bound_takes_the_tenant_from_the_session(
+        self, app: object, tenant: Tenant, other_tenant: Tenant
+    ) -> None:
+        from sqlalchemy import bindparam
+
+        from deskpal.core.tenancy import read_bound, tenant_bound
+
+        await _add_topic(app, tenant, "ours")
+        await _add_topic(app, other_tenant, "theirs")
+        stmt = tenant_bound(select(Topic.name).where(Topic.customer_id == bindparam("tenant_id")))
+        async with transaction(db_of(app), write=False, customer_id=tenant.customer_id) as db:
+            # A caller's own tenant_id is overridden by the session's.
+            rows = await read_bound(db, stmt, {"tenant_id": other_tenant.customer_id})
+            assert [r.name for r in rows] == ["ours"]
+            with pytest.raises(TenantNotBound):  # a statement that was not checked
+                await read_bound(db, select(Topic.name).where(Topic.customer_id == bindparam("tenant_id")))
+        async with transaction(db_of(app), write=False) as db:
+            with pytest.raises(TenantNotBound):  # no tenant bound
+                await read_bound(db, stmt)
+
+
+class TestWritesWithoutTheUnitOfWork:
+    async def test_insert_now_stamps_the_tenant_and_leaves_a_clean_persistent_object(
+        self, app: object, tenant: Tenant
+    ) -> None:
+        from sqlalchemy import inspect
+
+        from deskpal.core.tenancy import insert_now, update_now
+
+        async with transaction(db_of(app), customer_id=tenant.customer_id) as db:
+            topic = Topic(name="billing")
+            await insert_now(db, topic)
+            state = inspect(topic)
+            assert state.persistent and not db.dirty and not db.new
+            assert topic.customer_id == tenant.customer_id and topic.topic_id
+            assert await db.get(Topic, topic.topic_id) is topic  # in the identity map
+            await update_now(db, topic, {"name": "invoices"})
+            assert topic.name == "invoices" and not db.dirty
+        async with transaction(db_of(app), write=False, customer_id=tenant.customer_id) as db:
+            assert (await db.scalars(select(Topic.name))).all() == ["invoices"]
+
+    async def test_insert_now_refuses_another_tenant_and_an_unbound_session(
+        self, app: object, tenant: Tenant, other_tenant: Tenant
+    ) -> None:
+        from deskpal.core.tenancy import insert_now
+
+        async with transaction(db_of(app), customer_id=tenant.customer_id) as db:
+            with pytest.raises(CrossTenantWrite):
+                await insert_now(db, Topic(name="x", customer_id=other_tenant.customer_id))
+        async with transaction(db_of(app)) as db:
+            with pytest.raises(TenantNotBound):
+                await insert_now(db, Topic(name="x"))
+
+    async def test_update_now_reaches_only_the_bound_tenants_row(
+        self, app: object, tenant: Tenant, other_tenant: Tenant
+    ) -> None:
+        from deskpal.core.tenancy import update_now
+
+        theirs = await _add_topic(app, other_tenant, "theirs")
+        async with transaction(db_of(app), customer_id=other_tenant.customer_id) as db:
+            topic = await db.get(Topic, theirs)
+            assert topic is not None
+            db.info["customer_id"] = tenant.customer_id  # a programming error: the wrong tenant
+            await update_now(db, topic, {"name": "changed"})
+        async with transaction(db_of(app), write=False, customer_id=other_tenant.customer_id) as db:
+            assert (await db.scalars(select(Topic.name))).all() == ["theirs"]
