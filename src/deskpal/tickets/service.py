@@ -482,6 +482,13 @@ async def list_tickets(ctx: Ctx, q: TicketQuery, params: PageParams) -> PageResu
     return PageResult(await _views(ctx, _paged(_dialect(ctx), shape, sort_by, desc), values), total, params)
 
 
+@cache
+def _search(dialect: str, shape: _Shape, long_words: bool, limit: int) -> tuple[Select[Any], bool]:
+    where = list(_where(shape))
+    stmt, higher_is_better = search.matching_tickets(dialect, where, long_words=long_words, limit=limit)
+    return tenant_bound(stmt), higher_is_better
+
+
 async def _search_page(
     ctx: Ctx,
     shape: _Shape,
@@ -494,9 +501,9 @@ async def _search_page(
     # The full-text engine returns a bounded set of matching tickets (search.CANDIDATES messages'
     # worth) with their scores, already filtered: read once, it gives the count and the page.
     dialect = _dialect(ctx)
-    hits_stmt, higher_is_better = search.matching_tickets(dialect, words, list(_where(shape)))
-    values[TENANT_PARAM] = ctx.customer_id
-    hits = [(int(row[0]), row[1]) for row in await ctx.db.execute(hits_stmt, values)]
+    hits_stmt, higher_is_better = _search(dialect, shape, search.has_long_words(words), search.CANDIDATES)
+    values.update(search.search_params(dialect, words))
+    hits = [(int(row[0]), row[1]) for row in await read_bound(ctx.db, hits_stmt, values)]
     total = len(hits)
     if total == 0 or params.offset >= total:
         return PageResult([], total, params)
