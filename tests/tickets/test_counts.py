@@ -142,3 +142,31 @@ async def test_deleting_a_customer_takes_its_counts_and_leaves_others(
     kept, real = await _sums(app)
     assert kept == real
     assert {key[0] for key in kept} == {other_tenant.customer_id}
+
+
+async def test_concurrent_writers_and_folding_lose_nothing(
+    app: object, client: httpx.AsyncClient, tenant: Tenant
+) -> None:
+    """Writers append while workers fold (two at once): every +1 and -1 is kept exactly once."""
+    import asyncio
+
+    ids = [(await create_ticket(client, tenant.headers))["ticketID"] for _ in range(12)]
+
+    async def writer(k: int) -> None:
+        for round_ in range(4):
+            action = "close" if (k + round_) % 2 else "open"
+            body = {"ticketIDs": ids[k::3], "action": action}
+            response = await client.put("/api/Tickets/bulk", json=body, headers=tenant.headers)
+            assert response.status_code == 204, response.text
+            await create_ticket(client, tenant.headers, status="Pending")
+
+    async def folder() -> None:
+        for _ in range(8):
+            await counts.compact(db_of(app))
+            await asyncio.sleep(0)
+
+    await asyncio.gather(*(writer(k) for k in range(3)), folder(), folder())
+    kept, real = await _sums(app)
+    assert kept == real
+    await counts.compact(db_of(app))
+    assert await _sums(app) == (real, real)
