@@ -72,14 +72,12 @@ async def plans(
     with capture(app) as seen:
         response = await client.get("/api/Tickets", params=query, headers=tenant.headers)
     assert response.status_code == 200, response.text
-    # The count and the page; a search reads its bounded set of hits (that is the count) and then
-    # the page's tickets by primary key.
-    main = [
-        s
-        for s in seen
-        if "count(" in s[0] or "sum(" in s[0] or "LIMIT" in s[0] or "ticket.ticket_id IN" in s[0]
-    ]
-    assert len(main) == 2, [s[0] for s in seen]
+    # A list page is one statement (the page with its total as a subquery; a second one counts
+    # only when the page is empty); a search reads its bounded set of hits (that is the count) and
+    # then the page's tickets by primary key.
+    markers = ("count(", "sum(", "LIMIT", "ticket.ticket_id IN")
+    main = [s for s in seen if any(m in s[0] for m in markers)]
+    assert len(main) == (2 if "search" in query else 1), [s[0] for s in seen]
     assert all("LIKE" not in s[0].upper() for s in seen)
     return [await explain(app, *s, avoid_sorts=avoid_sorts) for s in main]
 
@@ -161,8 +159,7 @@ async def test_each_sort_walks_an_index(
     dialect = db_of(app).dialect
     for sort_by in SORTS:
         for order in ("desc", "asc"):
-            count_plan, page_plan = await plans(app, client, tenant, {"sortBy": sort_by, "sortOrder": order})
-            assert_indexed(count_plan, dialect)
+            (page_plan,) = await plans(app, client, tenant, {"sortBy": sort_by, "sortOrder": order})
             assert_indexed(page_plan, dialect)
             assert_ordered_by_index(page_plan, dialect)
 

@@ -475,11 +475,20 @@ async def list_tickets(ctx: Ctx, q: TicketQuery, params: PageParams) -> PageResu
 
     if words:
         return await _search_page(ctx, shape, values, words, sort_by, desc, params)
-    total = int((await read_bound(ctx.db, _count(shape), values)).scalar() or 0)
-    if total == 0 or params.offset >= total:
-        return PageResult([], total, params)
     values.update(limit=params.page_size, offset=params.offset)
-    return PageResult(await _views(ctx, _paged(_dialect(ctx), shape, sort_by, desc), values), total, params)
+    views = await _views(ctx, _page_and_total(_dialect(ctx), shape, sort_by, desc), values)
+    if views:
+        return PageResult(views, int(views[0].row.total), params)
+    # Nothing matches, or the page is past the end: the total alone.
+    return PageResult([], int((await read_bound(ctx.db, _count(shape), values)).scalar() or 0), params)
+
+
+@cache
+def _page_and_total(dialect: str, shape: _Shape, sort_by: SortBy, desc: bool) -> Select[Any]:
+    # One statement and one round trip for the page and its total (an uncorrelated subquery, which
+    # both databases evaluate once), read in the same snapshot.
+    total = _count(shape).scalar_subquery().label("total")
+    return tenant_bound(_paged(dialect, shape, sort_by, desc).add_columns(total))
 
 
 @cache
