@@ -199,3 +199,25 @@ class TestWritesWithoutTheUnitOfWork:
             await update_now(db, topic, {"name": "changed"})
         async with transaction(db_of(app), write=False, customer_id=other_tenant.customer_id) as db:
             assert (await db.scalars(select(Topic.name))).all() == ["theirs"]
+
+
+class TestGetNow:
+    async def test_loads_once_attached_and_clean_and_never_another_tenants_row(
+        self, app: object, tenant: Tenant, other_tenant: Tenant
+    ) -> None:
+        from sqlalchemy import inspect
+
+        from deskpal.core.tenancy import get_now
+
+        ours = await _add_topic(app, tenant, "ours")
+        theirs = await _add_topic(app, other_tenant, "theirs")
+        async with transaction(db_of(app), customer_id=tenant.customer_id) as db:
+            topic = await get_now(db, Topic, ours)
+            assert topic is not None and topic.name == "ours"
+            assert inspect(topic).persistent and not db.dirty
+            assert await get_now(db, Topic, ours) is topic  # from the identity map
+            assert await db.get(Topic, ours) is topic
+            assert await get_now(db, Topic, theirs) is None
+            topic.name = "renamed"  # an ordinary change, flushed at commit
+        async with transaction(db_of(app), write=False, customer_id=tenant.customer_id) as db:
+            assert (await db.scalars(select(Topic.name))).all() == ["renamed"]

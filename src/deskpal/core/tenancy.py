@@ -5,7 +5,7 @@ from __future__ import annotations
 import functools
 from typing import Any, TypeVar
 
-from sqlalchemy import Column, ForeignKey, Table, bindparam, event, insert, update
+from sqlalchemy import Column, ForeignKey, Table, bindparam, event, insert, select, update
 from sqlalchemy import inspect as sa_inspect
 from sqlalchemy.orm import (
     Mapped,
@@ -22,6 +22,7 @@ from sqlalchemy.sql.elements import BinaryExpression, BindParameter
 from deskpal.core.db import Base, IdType
 
 S = TypeVar("S", bound=Executable)
+E = TypeVar("E")
 
 
 class TenantNotBound(RuntimeError):
@@ -253,3 +254,28 @@ async def read_bound(session: Any, stmt: Any, params: dict[str, Any] | None = No
     values = {**(params or {}), TENANT_PARAM: bound_customer(session)}
     connection = await session.connection()
     return await connection.execute(stmt, values)
+
+
+@functools.cache
+def _row_by_key(mapper: Any) -> Any:
+    columns = [getattr(mapper.class_, prop.key).label(prop.key) for prop in mapper.column_attrs]
+    (key,) = mapper.primary_key
+    tenant = mapper.local_table.c.customer_id == bindparam(TENANT_PARAM)
+    return tenant_bound(select(*columns).where(key == bindparam("key"), tenant))
+
+
+async def get_now(session: Any, entity: type[E], key: int) -> E | None:
+    """session.get for a tenant entity with a single-column key: the identity map first, else one
+    prebuilt read (read_bound), whose row is attached as a persistent, clean object, as a load
+    would leave it. Cheaper than session.get's ORM path, which rebuilds and re-scopes the query."""
+    mapper = sa_inspect(entity)
+    known = session.sync_session.identity_map.get(mapper.identity_key_from_primary_key((key,)))
+    if known is not None:
+        return known  # type: ignore[no-any-return]
+    row = (await read_bound(session, _row_by_key(mapper), {"key": key})).first()
+    if row is None:
+        return None
+    obj = entity(**row._mapping)
+    make_transient_to_detached(obj)
+    session.add(obj)
+    return obj

@@ -20,7 +20,7 @@ from deskpal.core.context import Actor, Ctx
 from deskpal.core.db import utcnow
 from deskpal.core.errors import Conflict, Forbidden, NotFound, ValidationFailed
 from deskpal.core.schemas import PageParams, PageResult, built
-from deskpal.core.tenancy import insert_now, update_now
+from deskpal.core.tenancy import get_now, insert_now, update_now
 from deskpal.customers.models import CustomerRep
 from deskpal.customfields.models import EntityType
 from deskpal.customfields.schemas import CustomFieldDefinitionDTO
@@ -502,7 +502,7 @@ async def _check_channel(ctx: Ctx, data: TicketMessageCreateDTO) -> Channel | No
         channel_id = ctx.actor.channel_id
     if channel_id is None:
         return None
-    channel = await ctx.db.get(Channel, channel_id)
+    channel = await get_now(ctx.db, Channel, channel_id)
     if channel is None:
         raise ValidationFailed.field("channelID", f"no channel {channel_id}")
     if data.channel is not None and data.channel.value != channel.channel_type:
