@@ -117,7 +117,7 @@ def bound_customer(session: Session | Any) -> int:
     """The tenant bound to the session (an AsyncSession or its sync Session)."""
     customer_id = session.info.get("customer_id")
     if customer_id is None:
-        raise TenantNotBound("a write on a tenant table with no tenant bound")
+        raise TenantNotBound("no tenant is bound to the session")
     return int(customer_id)
 
 
