@@ -1,6 +1,6 @@
 """Ticket messages: adding them (keeping the ticket current), reading, editing, topics.
 
-Row visibility: a message is visible when its ticket is (`deskpal.tickets.service.visible`); phone
+Row visibility: a message is visible when its ticket is (`deskpal.tickets.visibility.visible`); phone
 auth further sees only messages of its own channel, and never internal notes (`visible`, below).
 """
 

@@ -6,7 +6,7 @@ from sqlalchemy import ColumnElement, and_, false
 
 from deskpal.core.context import Actor
 from deskpal.messages.models import TicketMessage
-from deskpal.tickets.service import visible as ticket_visible
+from deskpal.tickets.visibility import visible as ticket_visible
 
 
 def visible(actor: Actor) -> ColumnElement[bool]:

@@ -15,11 +15,12 @@ from __future__ import annotations
 import logging
 from typing import Any, Protocol
 
-from sqlalchemy import ColumnElement, Select, bindparam, false, func, or_, select, text, true
+from sqlalchemy import ColumnElement, Select, bindparam, false, func, select, text, true
 
 from deskpal.core.db import Database, transaction
 from deskpal.core.tenancy import TENANT_PARAM
 from deskpal.tickets.models import COUNT_BUCKET, TicketCount
+from deskpal.tickets.visibility import Seen, seen_clause
 
 log = logging.getLogger(__name__)
 
@@ -65,14 +66,15 @@ def answers(shape: Shape) -> bool:
     return not (shape.uid or shape.end_user)
 
 
-def total(shape: Shape, seen_kind: str) -> Select[Any]:
+def total(shape: Shape, seen: Seen) -> Select[Any]:
     """SUM(n) of the buckets the filter selects, with the same bound parameters as the list's
     filter (tenant_id, status, channel_ids, rep_id, channel_type, actor_rep_id, actor_channel_id)."""
     c = TicketCount
     where: list[ColumnElement[bool]] = [
         c.customer_id == bindparam(TENANT_PARAM),
         c.is_processed == true(),
-        seen(seen_kind),
+        # Rep 0 is "nobody" in a bucket (NULL would not compare equal).
+        seen_clause(seen, rep=c.customer_rep_id, channel=c.channel_id, unassigned=c.customer_rep_id == 0),
     ]
     if shape.status:
         where.append(c.status.in_(bindparam("status", expanding=True)))
@@ -89,20 +91,6 @@ def total(shape: Shape, seen_kind: str) -> Select[Any]:
     if shape.is_closed is not None:
         where.append(c.is_closed == (true() if shape.is_closed else false()))
     return select(func.coalesce(func.sum(c.n), 0)).where(*where)
-
-
-def seen(kind: str) -> ColumnElement[bool]:
-    """tickets.service.seen_clause over the buckets (kind: a Seen value; rep and channel 0 are none)."""
-    c = TicketCount
-    if kind == "all":
-        return true()
-    if kind == "mine-or-unassigned":
-        return or_(c.customer_rep_id == bindparam("actor_rep_id"), c.customer_rep_id == 0)
-    if kind == "mine":
-        return c.customer_rep_id == bindparam("actor_rep_id")
-    if kind == "channel":
-        return c.channel_id == bindparam("actor_channel_id")
-    return false()
 
 
 async def compact(db: Database) -> int:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import enum
 import uuid
 from collections.abc import AsyncIterable, Sequence
 from dataclasses import dataclass
@@ -32,11 +31,10 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import joinedload, selectinload
-from sqlalchemy.sql.elements import BindParameter
 
 from deskpal.attachments.models import TicketMessageAttachment
 from deskpal.channels.models import Channel, ChannelType
-from deskpal.core.context import Actor, Ctx, Role
+from deskpal.core.context import Ctx, Role
 from deskpal.core.db import utcnow
 from deskpal.core.errors import Forbidden, NotFound, Unprocessable, ValidationFailed
 from deskpal.core.schemas import PageParams, PageResult, built
@@ -64,6 +62,7 @@ from deskpal.tickets.schemas import (
     TicketReadDTO,
     TicketWriteDTO,
 )
+from deskpal.tickets.visibility import Seen, seen_by, seen_clause, visible
 from deskpal.topics.models import Topic
 from deskpal.topics.service import require_topic_ids
 
@@ -82,60 +81,6 @@ _SORT_KEYS: dict[SortBy, Any] = {
 
 
 # --- visibility ------------------------------------------------------------------------------------
-
-
-class Seen(enum.Enum):
-    """Which tickets an actor sees (the rule's shape; its parameters come from the actor)."""
-
-    ALL = "all"
-    MINE_OR_UNASSIGNED = "mine-or-unassigned"
-    MINE = "mine"
-    CHANNEL = "channel"
-    NOTHING = "nothing"
-
-
-def seen_by(actor: Actor) -> tuple[Seen, dict[str, Any]]:
-    """The tickets this actor may see; list, get, update, delete, bulk and assign all use it.
-
-    Admins, the system and viewers see every ticket of the customer (viewers cannot write: their
-    role lacks tickets:write). Agents see tickets assigned to them or to nobody; restricted reps
-    only tickets assigned to them; phone auth only tickets of its own channel.
-    """
-    if actor.is_phone:
-        if actor.channel_id is None:
-            return Seen.NOTHING, {}
-        return Seen.CHANNEL, {"actor_channel_id": actor.channel_id}
-    if actor.is_admin or actor.role is Role.VIEWER:
-        return Seen.ALL, {}
-    if actor.role is Role.AGENT:
-        return Seen.MINE_OR_UNASSIGNED, {"actor_rep_id": actor.rep_id}
-    if actor.role is Role.RESTRICTED:
-        return Seen.MINE, {"actor_rep_id": actor.rep_id}
-    return Seen.NOTHING, {}
-
-
-def seen_clause(seen: Seen, values: dict[str, Any] | None = None) -> ColumnElement[bool]:
-    """The rule as SQL: its parameters (actor_rep_id, actor_channel_id) left to bind when it runs,
-    or bound to `values` now."""
-
-    def param(key: str) -> BindParameter[Any]:
-        return bindparam(key) if values is None else bindparam(key, values[key], unique=True)
-
-    if seen is Seen.ALL:
-        return true()
-    if seen is Seen.MINE_OR_UNASSIGNED:
-        return or_(Ticket.customer_rep_id == param("actor_rep_id"), Ticket.customer_rep_id.is_(None))
-    if seen is Seen.MINE:
-        return Ticket.customer_rep_id == param("actor_rep_id")
-    if seen is Seen.CHANNEL:
-        return Ticket.channel_id == param("actor_channel_id")
-    return false()
-
-
-def visible(actor: Actor) -> ColumnElement[bool]:
-    """seen_by as one SQL condition with the actor's values bound (for ORM statements)."""
-    seen, values = seen_by(actor)
-    return seen_clause(seen, values)
 
 
 def _with_details(stmt: Select[Ticket]) -> Select[Ticket]:
@@ -423,7 +368,7 @@ def _where(shape: _Shape, *, follow_up: bool = True) -> tuple[ColumnElement[bool
 @cache
 def _count(shape: _Shape) -> Select[Any]:
     everything = (
-        counts.total(shape, shape.seen.value)
+        counts.total(shape, shape.seen)
         if counts.answers(shape)
         else select(func.count(Ticket.ticket_id)).where(*_where(shape, follow_up=False))
     )
