@@ -52,6 +52,20 @@ async def _pg_drop_database(name: str) -> None:
     await engine.dispose()
 
 
+@pytest.fixture
+async def fresh_database(db_url: str, tmp_path: Path) -> AsyncIterator[str]:
+    """A new, empty database of the kind under test (not migrated), dropped afterwards."""
+    if db_url.startswith("sqlite"):
+        yield f"sqlite+aiosqlite:///{tmp_path / 'fresh.db'}"
+        return
+    name = f"deskpal_fresh_{uuid.uuid4().hex[:10]}"
+    await _pg_create_database(name)
+    try:
+        yield PG_ADMIN_URL.rsplit("/", 1)[0] + f"/{name}"
+    finally:
+        await _pg_drop_database(name)
+
+
 @pytest.fixture(scope="session", params=["sqlite", "postgresql"])
 async def db_url(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory

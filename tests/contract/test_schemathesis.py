@@ -8,7 +8,6 @@ import socket
 import subprocess
 import sys
 import time
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -21,7 +20,6 @@ from deskpal.core.db import Database, transaction
 from deskpal.core.security import issue_jwt
 from deskpal.customers.schemas import CustomerRepCreateDTO
 from deskpal.customers.service import create_customer, create_rep
-from tests.conftest import PG_ADMIN_URL, _pg_create_database, _pg_drop_database
 
 BIN = Path(sys.executable).parent
 CHECKS = "not_a_server_error,response_schema_conformance,status_code_conformance,content_type_conformance"
@@ -53,19 +51,6 @@ async def _seed(url: str) -> tuple[str, int, int]:
             return secret, rep.customer_rep_id, new.customer.customer_id
     finally:
         await db.dispose()
-
-
-@pytest.fixture
-async def fresh_database(db_url: str, tmp_path: Path) -> object:
-    if db_url.startswith("sqlite"):
-        yield f"sqlite+aiosqlite:///{tmp_path / 'st.db'}"
-        return
-    name = f"deskpal_st_{uuid.uuid4().hex[:10]}"
-    await _pg_create_database(name)
-    try:
-        yield PG_ADMIN_URL.rsplit("/", 1)[0] + f"/{name}"
-    finally:
-        await _pg_drop_database(name)
 
 
 @pytest.fixture

@@ -34,16 +34,8 @@ async def _exercise(url: str) -> None:
     await asyncio.to_thread(upgrade, url)
 
 
-async def test_empty_database_upgrades_and_matches_models(db_url: str, tmp_path: Path) -> None:
-    if db_url.startswith("sqlite"):
-        await _exercise(f"sqlite+aiosqlite:///{tmp_path / 'fresh.db'}")
-        return
-    name = f"deskpal_mig_{uuid.uuid4().hex[:10]}"
-    await _pg_create_database(name)
-    try:
-        await _exercise(PG_ADMIN_URL.rsplit("/", 1)[0] + f"/{name}")
-    finally:
-        await _pg_drop_database(name)
+async def test_empty_database_upgrades_and_matches_models(fresh_database: str) -> None:
+    await _exercise(fresh_database)
 
 
 async def test_concurrent_upgrades_of_a_new_database_all_succeed(db_url: str, tmp_path: Path) -> None:

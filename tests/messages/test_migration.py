@@ -3,14 +3,11 @@
 from __future__ import annotations
 
 import asyncio
-import uuid
-from pathlib import Path
 
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from deskpal.migrate import upgrade
-from tests.conftest import PG_ADMIN_URL, _pg_create_database, _pg_drop_database
 
 _ROWS = (
     "INSERT INTO customer (customer_id, name, created_at) VALUES (1, 'c', '2026-01-01 00:00:00')",
@@ -67,13 +64,5 @@ async def _exercise(url: str) -> None:
     assert await _search(url, "kangaroo") == []
 
 
-async def test_upgrade_keeps_messages_searchable(db_url: str, tmp_path: Path) -> None:
-    if db_url.startswith("sqlite"):
-        await _exercise(f"sqlite+aiosqlite:///{tmp_path / 'm.db'}")
-        return
-    name = f"deskpal_mig_{uuid.uuid4().hex[:10]}"
-    await _pg_create_database(name)
-    try:
-        await _exercise(PG_ADMIN_URL.rsplit("/", 1)[0] + f"/{name}")
-    finally:
-        await _pg_drop_database(name)
+async def test_upgrade_keeps_messages_searchable(fresh_database: str) -> None:
+    await _exercise(fresh_database)
