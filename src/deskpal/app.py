@@ -19,6 +19,7 @@ from deskpal.auth.service import make_authenticator
 from deskpal.config import Settings
 from deskpal.core.db import Database
 from deskpal.core.errors import install_error_handlers
+from deskpal.core.head import HeadAsGet
 from deskpal.core.jobs import Worker
 from deskpal.job_types import register_all
 from deskpal.openapi import install_openapi
@@ -124,6 +125,7 @@ def create_app(settings: Settings | None = None, *, run_worker: bool | None = No
     install_error_handlers(app)
     install_openapi(app)
 
+    app.add_middleware(HeadAsGet)
     app.add_middleware(RequestIds)
 
     @app.get("/health", tags=["Health"])

@@ -222,3 +222,51 @@ def test_built_dtos_refuse_missing_or_unknown_fields_and_serialise_like_validate
         built(EndUserDTO, {k: v for k, v in values.items() if k != "uid"})
     with pytest.raises(TypeError):
         built(EndUserDTO, {**values, "extra": 1})
+
+
+class TestHead:
+    async def test_head_answers_every_get_route_as_get_does_without_a_body(
+        self, app: FastAPI, client: httpx.AsyncClient, tenant: Tenant
+    ) -> None:
+        """RFC 9110 9.3.2 (HEAD was 405 on every route): same status and headers, no body, for each
+        GET route, on a real object where the route takes ids (the cross-tenant walk's makers)."""
+        from tests.cross_tenant import REGISTRY
+        from tests.routes import iter_api_routes
+
+        failures, walked = [], 0
+        for info in iter_api_routes(app):
+            if info.method != "GET":
+                continue
+            url, headers = info.path, tenant.headers
+            if info.path in REGISTRY:
+                entry = REGISTRY[info.path]
+                url = info.path.format(**await entry.make(app, tenant))
+                headers = entry.headers(app, tenant) if entry.headers else headers
+            elif "{" in info.path:
+                url = info.path.format_map(_Ones())  # public token routes: an unknown one, 404
+            got = await client.get(url, headers=headers)
+            head = await client.head(url, headers=headers)
+            walked += 1
+            same = ("content-type", "content-length", "etag", "accept-ranges")
+            if head.status_code != got.status_code or head.content != b"":
+                failures.append(
+                    f"HEAD {url}: {head.status_code} {head.content[:80]!r}, GET {got.status_code}"
+                )
+            elif any(head.headers.get(h) != got.headers.get(h) for h in same if h != "content-length") or (
+                got.headers.get("content-length") not in (None, head.headers.get("content-length"))
+            ):
+                failures.append(
+                    f"HEAD {url}: headers {dict(head.headers)} differ from GET {dict(got.headers)}"
+                )
+        assert walked > 20 and not failures, "\n".join(failures)
+
+    async def test_head_on_a_route_without_get_is_still_405(
+        self, client: httpx.AsyncClient, tenant: Tenant
+    ) -> None:
+        r = await client.head("/api/Auth/login", headers=tenant.headers)
+        assert r.status_code == 405 and r.content == b""
+
+
+class _Ones(dict[str, str]):
+    def __missing__(self, key: str) -> str:
+        return "1"

@@ -18,7 +18,7 @@ from deskpal.core.permissions import Perm, public, ticket_access, write_unit
 from deskpal.core.schemas import IdPath
 from deskpal.storage import Storage
 from deskpal.storage.base import dropped_unless_recorded, too_large
-from deskpal.storage.http import blob_response
+from deskpal.storage.http import blob_response, non_empty
 from deskpal.storage.multipart import MAX_OTHER_BYTES, stream_file
 
 router = APIRouter(prefix="/api/TicketMessages", tags=["TicketMessages"])
@@ -65,9 +65,10 @@ async def list_attachments(ctx: Read, id: IdPath) -> list[TicketMessageAttachmen
     responses={415: {"description": "not multipart/form-data", "content": _PROBLEM}},
 )
 async def upload_attachment(ctx: Upload, id: IdPath, request: Request) -> TicketMessageAttachmentDTO:
-    """One multipart field named `file`, streamed to storage; larger than the limit (50 MB by
-    default) is refused with 413 while it streams, and nothing is kept. The row is written after
-    the bytes, in a short transaction of its own (no write lock is held while the body arrives)."""
+    """One multipart field named `file`, streamed to storage; an empty file is a 400 naming `file`,
+    one larger than the limit (50 MB by default) is refused with 413 while it streams, and nothing
+    is kept. The row is written after the bytes, in a short transaction of its own (no write lock
+    is held while the body arrives)."""
     limit: int = request.app.state.settings.attachment_max_bytes
     declared = request.headers.get("content-length", "")
     if declared.isdigit() and int(declared) > limit + MAX_OTHER_BYTES:
@@ -75,7 +76,8 @@ async def upload_attachment(ctx: Upload, id: IdPath, request: Request) -> Ticket
     await service.get_message(ctx, id)  # 404 before the body is read
     storage = storage_of(request)
     upload = await stream_file(request.headers.get("content-type"), request.stream())
-    blob = await service.store_blob(ctx, storage, id, upload.chunks, max_bytes=limit)
+    chunks = non_empty(upload.chunks, upload.field_name)
+    blob = await service.store_blob(ctx, storage, id, chunks, max_bytes=limit)
     async with dropped_unless_recorded(storage, blob.key), write_unit(request, ctx) as writing:
         row = await service.record_attachment(
             writing, storage, id, blob, file_name=upload.file_name, content_type=upload.content_type
@@ -95,6 +97,8 @@ async def delete_attachment(ctx: Write, request: Request, id: IdPath, attachment
     responses={
         200: {"description": "the file", "content": _BYTES},
         206: {"description": "the requested byte range", "content": _BYTES},
+        304: {"description": "If-None-Match names the file's ETag: the client's copy is current"},
+        412: {"description": "If-Match names another ETag", "content": _PROBLEM},
         416: {"description": "the range lies outside the file", "content": _PROBLEM},
     },
 )
@@ -102,8 +106,9 @@ async def download_file(
     request: Request,
     db: Annotated[AsyncSession, public(write=False)],
     access_token: Annotated[str, Path(alias="accessToken", max_length=64)],
-) -> StreamingResponse:
-    """The bytes of an attachment, with Range support. Public: the unguessable accessToken is the
+) -> Response:
+    """The bytes of an attachment; HEAD, Range (206/416), ETag with If-None-Match (304), If-Match
+    and If-Range as docs/attachments.md describes. Public: the unguessable accessToken is the
     credential. Types that could run script (HTML, SVG, …) are always served as a download."""
     try:
         token = str(uuid.UUID(access_token))

@@ -33,7 +33,7 @@ from deskpal.core.schemas import (
 )
 from deskpal.storage import Storage
 from deskpal.storage.base import dropped_unless_recorded
-from deskpal.storage.http import blob_response
+from deskpal.storage.http import blob_response, non_empty
 from deskpal.tickets import service
 from deskpal.tickets.models import Ticket
 from deskpal.tickets.schemas import (
@@ -252,14 +252,16 @@ class UnsupportedMediaType(DeskpalError):
 )
 async def upload_recording(ctx: PhoneUpload, id: IdPath, request: Request) -> TicketReadDTO:
     """Attach a phone ticket's call recording: the raw audio as the body (audio/* or
-    application/octet-stream, at most 100 MB); it is played back with the content type sent. The
-    ticket is changed after the bytes are stored, in a short transaction of its own."""
+    application/octet-stream, 1 byte to 100 MB; an empty body is a 400 naming `body`); it is played
+    back with the content type sent. The ticket is changed after the bytes are stored, in a short
+    transaction of its own."""
     await service.get_ticket(ctx, id)  # 404 before a byte is stored
     content_type = (request.headers.get("content-type") or "").split(";")[0].strip().lower()
     if not content_type.startswith(AUDIO_TYPES) or len(content_type) > 100:
         raise UnsupportedMediaType("send the recording as audio/* (e.g. audio/mpeg, audio/wav)")
     storage = storage_of(request)
-    key, size = await service.store_recording_blob(ctx, storage, id, request.stream())
+    body = non_empty(request.stream(), "body")
+    key, size = await service.store_recording_blob(ctx, storage, id, body)
     async with dropped_unless_recorded(storage, key), write_unit(request, ctx) as writing:
         ticket = await service.set_recording(
             writing, id, key=key, content_type=content_type, size=size, storage=storage
@@ -273,6 +275,11 @@ async def upload_recording(ctx: PhoneUpload, id: IdPath, request: Request) -> Ti
     responses={
         200: {"content": {"audio/mpeg": {}}, "description": "the recording"},
         206: {"content": {"audio/mpeg": {}}, "description": "the requested byte range"},
+        304: {"description": "If-None-Match names the recording's ETag: the client's copy is current"},
+        412: {
+            "description": "If-Match names another ETag",
+            "content": {"application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}},
+        },
         416: {
             "description": "the range lies outside the recording",
             "content": {"application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}},
@@ -281,8 +288,9 @@ async def upload_recording(ctx: PhoneUpload, id: IdPath, request: Request) -> Ti
 )
 async def play_recording(
     ctx: Read, request: Request, ticket_id: Annotated[int, Path(alias="ticketId", ge=1, le=MAX_ID)]
-) -> StreamingResponse:
-    """Stream the call recording, with Range support; 404 when the ticket has none."""
+) -> Response:
+    """Stream the call recording; HEAD, Range (206/416), ETag with If-None-Match (304), If-Match and
+    If-Range as for every file (docs/attachments.md); 404 when the ticket has none."""
     key, content_type, size = await service.get_recording(ctx, ticket_id)
     return await blob_response(
         request,
