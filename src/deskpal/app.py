@@ -15,6 +15,7 @@ from starlette.datastructures import MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from deskpal import __version__
+from deskpal.apidocs import install_docs
 from deskpal.auth.service import make_authenticator
 from deskpal.config import Settings
 from deskpal.core.db import Database
@@ -117,6 +118,8 @@ def create_app(settings: Settings | None = None, *, run_worker: bool | None = No
         version=__version__,
         description="Self-hostable, AI-powered customer-support helpdesk. Errors are RFC 9457 problem+json.",
         lifespan=lifespan,
+        docs_url=None,  # deskpal serves /docs itself, with no outside asset (apidocs/)
+        redoc_url=None,
     )
     app.state.settings = settings
     app.state.db = db
@@ -124,6 +127,7 @@ def create_app(settings: Settings | None = None, *, run_worker: bool | None = No
     app.state.authenticate = make_authenticator(settings, db)
     install_error_handlers(app)
     install_openapi(app)
+    install_docs(app)
 
     app.add_middleware(HeadAsGet)
     app.add_middleware(RequestIds)

@@ -176,6 +176,29 @@ class TestHealth:
         assert "channelID" in str(spec["components"]["schemas"])
         assert (await client.get("/docs")).status_code == 200
 
+    async def test_docs_page_loads_nothing_from_outside_and_runs_no_inline_script(
+        self, client: httpx.AsyncClient
+    ) -> None:
+        """Issue 10, point 14 without a browser (tests/browser/ renders it): every asset the page
+        names is deskpal's own and is served, and its CSP allows only deskpal's origin."""
+        import re
+
+        page = await client.get("/docs")
+        assert page.headers["content-type"].startswith("text/html")
+        csp = page.headers["content-security-policy"]
+        assert "default-src 'none'" in csp and "script-src 'self'" in csp and "unsafe" not in csp
+        assert re.findall(r"https?://", page.text) == []
+        assert re.findall(r"<script(?![^>]*\bsrc=)[^>]*>", page.text) == [], "an inline script"
+        assert re.findall(r"<style|\sstyle=", page.text) == [], "an inline style"
+        assets = re.findall(r'(?:src|href)="([^"]+)"', page.text)
+        assert {a.rsplit("/", 1)[-1] for a in assets} == {
+            "swagger-ui.css", "favicon.png", "swagger-ui-bundle.js", "swagger-init.js"
+        }  # fmt: skip
+        for asset in assets:
+            got = await client.get(asset)
+            assert got.status_code == 200 and got.content, asset
+        assert (await client.get("/redoc")).status_code == 404  # off: it needs inline styles
+
 
 @pytest.fixture
 async def failing_client(settings: Settings, app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
