@@ -8,7 +8,7 @@ import logging
 import uuid
 from collections.abc import AsyncIterator
 
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI
 from fastapi.responses import JSONResponse
 from sqlalchemy import text
 from starlette.datastructures import MutableHeaders
@@ -22,6 +22,7 @@ from deskpal.core.db import Database
 from deskpal.core.errors import install_error_handlers
 from deskpal.core.head import HeadAsGet
 from deskpal.core.jobs import Worker
+from deskpal.core.strict_requests import strict_request
 from deskpal.job_types import register_all
 from deskpal.openapi import install_openapi
 from deskpal.routes import ROUTERS
@@ -120,6 +121,8 @@ def create_app(settings: Settings | None = None, *, run_worker: bool | None = No
         lifespan=lifespan,
         docs_url=None,  # deskpal serves /docs itself, with no outside asset (apidocs/)
         redoc_url=None,
+        # Runs before each route's own parameters are read (core/strict_requests.py).
+        dependencies=[Depends(strict_request)],
     )
     app.state.settings = settings
     app.state.db = db

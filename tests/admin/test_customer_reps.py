@@ -63,7 +63,7 @@ class TestCreateRep:
             ({"password": "short"}, "password"),
             ({"password": "p" * 201}, "password"),
             ({"role": "owner"}, "role"),
-            ({"role": "Admin"}, "role"),
+            ({"role": "Administrator"}, "role"),
             ({"name": "n" * 201}, "name"),
         ):
             body = {k: v for k, v in {**good, **change}.items() if v is not None}

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import enum
 from datetime import datetime
 from typing import Any
 
@@ -10,10 +9,11 @@ from sqlalchemy import JSON, String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from deskpal.core.db import Base, IdType, UTCDateTime, utcnow
+from deskpal.core.enums import CaseInsensitiveEnum
 from deskpal.core.tenancy import TenantOwned
 
 
-class ChannelType(enum.StrEnum):
+class ChannelType(CaseInsensitiveEnum):
     EMAIL = "Email"
     CHAT = "Chat"
     PHONE = "Phone"

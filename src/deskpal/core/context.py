@@ -9,11 +9,13 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from deskpal.core.enums import CaseInsensitiveEnum
+
 if TYPE_CHECKING:
     from deskpal.core.jobs import JobRow
 
 
-class Role(enum.StrEnum):
+class Role(CaseInsensitiveEnum):
     ADMIN = "admin"
     AGENT = "agent"
     RESTRICTED = "restricted"

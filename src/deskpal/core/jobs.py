@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import enum
 import logging
 import os
 import random
@@ -28,12 +27,13 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from deskpal.core.context import Ctx
 from deskpal.core.db import Base, Database, IdType, UTCDateTime, transaction, utcnow
+from deskpal.core.enums import CaseInsensitiveEnum
 from deskpal.core.tenancy import TenantOwned
 
 log = logging.getLogger("deskpal.jobs")
 
 
-class JobStatus(enum.StrEnum):
+class JobStatus(CaseInsensitiveEnum):
     QUEUED = "queued"
     RUNNING = "running"
     DONE = "done"

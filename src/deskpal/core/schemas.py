@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Annotated, Any, Generic, TypeVar
 
 from fastapi import Path, Query
@@ -28,6 +29,23 @@ def clean_text(value: str) -> str:
 
 
 CleanStr = Annotated[str, AfterValidator(clean_text)]
+
+
+def as_utc(value: datetime) -> datetime:
+    """The instant in UTC; zone-less times mean UTC, as clients of the reference service send them."""
+    if value.tzinfo is None:
+        return value.replace(tzinfo=UTC)
+    try:
+        return value.astimezone(UTC)
+    except OverflowError:
+        # 9999-12-31T23:59:59-05:00 is a valid ISO 8601 instant after the last one Python holds.
+        raise ValueError(
+            f"must be an instant between {datetime.min:%Y-%m-%d} and {datetime.max:%Y-%m-%d} UTC"
+        ) from None
+
+
+# Every date-time a client writes is one of these: a new field cannot forget the UTC conversion.
+UtcDateTime = Annotated[datetime, AfterValidator(as_utc)]
 DbId = Annotated[int, Field(ge=1, le=MAX_ID)]
 IdPath = Annotated[int, Path(ge=1, le=MAX_ID)]
 

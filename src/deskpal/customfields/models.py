@@ -2,17 +2,17 @@
 
 from __future__ import annotations
 
-import enum
 from datetime import datetime
 
 from sqlalchemy import JSON, Boolean, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from deskpal.core.db import Base, IdType, UTCDateTime, utcnow
+from deskpal.core.enums import CaseInsensitiveEnum
 from deskpal.core.tenancy import TenantOwned
 
 
-class FieldType(enum.StrEnum):
+class FieldType(CaseInsensitiveEnum):
     TEXT = "text"
     NUMBER = "number"
     BOOLEAN = "boolean"
@@ -24,7 +24,7 @@ class FieldType(enum.StrEnum):
     MULTISELECT = "multiselect"
 
 
-class EntityType(enum.StrEnum):
+class EntityType(CaseInsensitiveEnum):
     TICKET = "Ticket"
     TICKET_MESSAGE = "TicketMessage"
 

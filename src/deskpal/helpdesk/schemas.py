@@ -2,37 +2,37 @@
 
 from __future__ import annotations
 
-import enum
 from datetime import datetime
 from typing import Annotated
 
 from pydantic import AfterValidator, ConfigDict, Field
 
+from deskpal.core.enums import CaseInsensitiveEnum
 from deskpal.core.schemas import ApiModel, CleanStr
 from deskpal.core.text import normalize_email
 
 
-class MessageType(enum.StrEnum):
+class MessageType(CaseInsensitiveEnum):
     REQUEST = "request"  # inbound, from the customer
     RESPONSE = "response"  # outbound reply from an agent; sends email by default
     NOTE = "note"  # internal note, visible to agents only
 
 
-class Priority(enum.StrEnum):
+class Priority(CaseInsensitiveEnum):
     LOW = "low"
     NORMAL = "normal"
     HIGH = "high"
     URGENT = "urgent"
 
 
-class TicketType(enum.StrEnum):
+class TicketType(CaseInsensitiveEnum):
     QUESTION = "question"
     INCIDENT = "incident"
     PROBLEM = "problem"
     TASK = "task"
 
 
-class SortOrder(enum.StrEnum):
+class SortOrder(CaseInsensitiveEnum):
     ASC = "asc"
     DESC = "desc"
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import enum
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
@@ -10,6 +9,7 @@ from sqlalchemy import JSON, Boolean, ForeignKey, Index, String, Text, UniqueCon
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from deskpal.core.db import Base, IdType, UTCDateTime, utcnow
+from deskpal.core.enums import CaseInsensitiveEnum
 from deskpal.core.tenancy import TenantOwned
 
 if TYPE_CHECKING:
@@ -18,14 +18,14 @@ if TYPE_CHECKING:
     from deskpal.topics.models import Topic
 
 
-class SenderType(enum.StrEnum):
+class SenderType(CaseInsensitiveEnum):
     END_USER = "EndUser"
     CUSTOMER_REP = "CustomerRep"
     AI = "AI"
     SYSTEM = "System"
 
 
-class TopicsStatus(enum.StrEnum):
+class TopicsStatus(CaseInsensitiveEnum):
     """aiTopicsStatus: where the message is in topic detection and learning."""
 
     CORRECTED = "Corrected"  # a rep replaced the topics: the signal topic learning uses

@@ -2,17 +2,16 @@
 
 from __future__ import annotations
 
-import enum
 from datetime import datetime
 from typing import Annotated, Any
 
 from pydantic import Field
 
 from deskpal.channels.models import ChannelType
-from deskpal.core.schemas import ApiModel, CleanStr, DbId
+from deskpal.core.enums import CaseInsensitiveEnum
+from deskpal.core.schemas import ApiModel, CleanStr, DbId, UtcDateTime
 from deskpal.customfields.schemas import CustomFieldDefinitionDTO
 from deskpal.messages.models import SenderType
-from deskpal.tickets.schemas import UtcDateTime
 
 Address = Annotated[CleanStr, Field(max_length=320)]
 AddressList = Annotated[CleanStr, Field(max_length=10_000)]
@@ -169,12 +168,12 @@ class TicketMessageDetailDTO(TicketMessageSummaryDTO):
     custom_field_definitions: list[CustomFieldDefinitionDTO]
 
 
-class MessageSortBy(enum.StrEnum):
+class MessageSortBy(CaseInsensitiveEnum):
     DATE_CREATED = "dateCreated"
     MESSAGE_ID = "messageID"
     MESSAGE_DATE = "messageDate"
 
 
-class MessageSortOrder(enum.StrEnum):
+class MessageSortOrder(CaseInsensitiveEnum):
     ASC = "asc"
     DESC = "desc"

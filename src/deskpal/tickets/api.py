@@ -71,6 +71,13 @@ async def _shown(ctx: Ctx, ticket: Ticket) -> TicketReadDTO:
     return service.to_dto(await service.read_ticket(ctx, ticket.ticket_id))
 
 
+def _canonical_channel_type(value: str | None) -> str | None:
+    try:
+        return None if value is None else ChannelType(value).value
+    except ValueError:
+        return value  # a type no channel has: the list is empty, as for any other value
+
+
 async def ticket_query(
     status: Annotated[list[Annotated[CleanStr, Query(max_length=50)]] | None, Query()] = None,
     channel_ids: Annotated[
@@ -99,7 +106,8 @@ async def ticket_query(
         status=status or [],
         channel_ids=channel_ids or [],
         customer_rep_id=customer_rep_id,
-        channel_type=channel_type,
+        # ?channelType=phone means Phone, as the paths and parameter names are matched in any case.
+        channel_type=_canonical_channel_type(channel_type),
         uid=uid,
         end_user_id=end_user_id,
         search=search,

@@ -13,12 +13,14 @@ with the clock, not with writes.
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
+from functools import cache
 from typing import Any, Protocol
 
 from sqlalchemy import ColumnElement, Select, bindparam, false, func, select, text, true
 
 from deskpal.core.db import Database, transaction
-from deskpal.core.tenancy import TENANT_PARAM
+from deskpal.core.tenancy import TENANT_PARAM, read_bound, tenant_bound
 from deskpal.tickets.models import COUNT_BUCKET, TicketCount
 from deskpal.tickets.visibility import Seen, seen_clause
 
@@ -91,6 +93,25 @@ def total(shape: Shape, seen: Seen) -> Select[Any]:
     if shape.is_closed is not None:
         where.append(c.is_closed == (true() if shape.is_closed else false()))
     return select(func.coalesce(func.sum(c.n), 0)).where(*where)
+
+
+@cache  # built on first use: tenant_bound needs every model imported
+def _spellings() -> Select[Any]:
+    return tenant_bound(
+        select(TicketCount.status)
+        .distinct()
+        .where(
+            TicketCount.customer_id == bindparam(TENANT_PARAM),
+            func.lower(TicketCount.status).in_(bindparam("folded", expanding=True)),
+        )
+    )
+
+
+async def status_spellings(session: Any, wanted: Sequence[str]) -> list[str]:
+    """Every spelling of these statuses that the tenant's tickets use: `?status=pending` finds
+    Pending tickets while the list still compares status exactly, and so keeps its indexes."""
+    rows = await read_bound(session, _spellings(), {"folded": sorted({w.lower() for w in wanted})})
+    return sorted({*wanted, *rows.scalars()})
 
 
 async def compact(db: Database) -> int:

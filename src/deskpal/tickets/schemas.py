@@ -2,22 +2,15 @@
 
 from __future__ import annotations
 
-import enum
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, ConfigDict, Field
+from pydantic import ConfigDict, Field
 
-from deskpal.core.schemas import ApiModel, CleanStr, DbId
+from deskpal.core.enums import CaseInsensitiveEnum
+from deskpal.core.schemas import ApiModel, CleanStr, DbId, UtcDateTime
 from deskpal.endusers.schemas import EndUserDTO
 
-
-def _as_utc(value: datetime) -> datetime:
-    # Clients of the reference service send zone-less times; they mean UTC.
-    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
-
-
-UtcDateTime = Annotated[datetime, AfterValidator(_as_utc)]
 Status = Annotated[CleanStr, Field(min_length=1, max_length=50)]
 PhoneNumber = Annotated[CleanStr, Field(max_length=32)]
 
@@ -99,7 +92,7 @@ class TicketReadDTO(ApiModel):
     last_end_user_message_id: int | None = Field(alias="lastEndUserMessageID")
 
 
-class SortBy(enum.StrEnum):
+class SortBy(CaseInsensitiveEnum):
     TICKET_ID = "ticketID"
     DATE_CREATED = "dateCreated"
     LAST_MESSAGE_DATE = "lastMessageDate"
@@ -110,7 +103,7 @@ class SortBy(enum.StrEnum):
     RELEVANCE = "relevance"
 
 
-class SortOrder(enum.StrEnum):
+class SortOrder(CaseInsensitiveEnum):
     ASC = "asc"
     DESC = "desc"
 
@@ -132,7 +125,7 @@ class TicketQuery(ApiModel):
     sort_order: SortOrder = SortOrder.DESC
 
 
-class BulkAction(enum.StrEnum):
+class BulkAction(CaseInsensitiveEnum):
     INVERT_STATE = "invertstate"
     SPAM = "spam"
     NOT_SPAM = "notspam"

@@ -410,6 +410,8 @@ def _paged(dialect: str, shape: _Shape, sort_by: SortBy, desc: bool, among_ids: 
 
 async def list_tickets(ctx: Ctx, q: TicketQuery, params: PageParams) -> PageResult[TicketView]:
     shape, values = _shape(ctx, q, utcnow())
+    if q.status:
+        values["status"] = await counts.status_spellings(ctx.db, q.status)
     words = search.terms(q.search) if q.search else []
     if q.search is not None and q.search.strip() and not words:
         raise ValidationFailed.field("search", "must contain at least one letter or digit")
