@@ -116,9 +116,14 @@ async def test_edge_values_in_every_body_field_never_fail_the_server(
         response = await client.request(method, _fill(url, ids), content=_body(edge), headers=headers)
         where = f"{method} {url} {'.'.join(edge.path)}={edge.raw[:40]}"
         assert response.status_code < 500, (where, response.text)
+        # Errors a person can read: no Python reprs, no "Value error," prefixes, text counted in characters.
+        assert "<class" not in response.text and "Value error" not in response.text, (where, response.text)
         if edge.refused:
             assert response.status_code == 400, (where, response.text)
-            invalid(response, ".".join(edge.path))
+            body = invalid(response, ".".join(edge.path))
+            if edge.raw.startswith('"xxx'):
+                messages = [e["message"] for e in body["errors"] if e["field"] == ".".join(edge.path)]
+                assert any("characters" in m for m in messages), (where, messages)
             refused_dates += edge.raw.strip('"') in EDGE_DATES
         walked.add((method, url))
     # The walk reached the bodies that carry dates (a schema change that hid them would show here).
@@ -142,3 +147,27 @@ async def test_a_json_patch_to_an_out_of_range_date_is_a_400_naming_it(
             headers=tenant.headers,
         )
         invalid(response, field)
+
+
+async def test_a_failing_json_patch_test_says_what_the_value_was(
+    client: httpx.AsyncClient, tenant: Tenant
+) -> None:
+    ticket = await create_ticket(client, tenant.headers, status="Open")
+    url = f"/api/Tickets/{ticket['ticketID']}"
+    ops = [
+        {"op": "replace", "path": "/subject", "value": "changed"},
+        {"op": "test", "path": "/status", "value": "Closed"},
+    ]
+    body = invalid(await client.patch(url, json=ops, headers=tenant.headers), "status")
+    assert (
+        body["errors"][0]["message"] == 'operation 1 (test /status) failed: the value is "Open", not "Closed"'
+    )
+    for ops, field in (
+        ([{"op": "remove", "path": "/noSuchField"}], "noSuchField"),
+        ([{"op": "move", "from": "/nowhere", "path": "/subject"}], "nowhere"),
+        ([{"op": "test", "path": "/nothing", "value": 1}], "nothing"),
+    ):
+        body = invalid(await client.patch(url, json=ops, headers=tenant.headers), field)
+        message = body["errors"][0]["message"]
+        assert "operation 0" in message and "{" not in message and "<class" not in message, message
+    assert (await client.get(url, headers=tenant.headers)).json()["subject"] == ticket["subject"]

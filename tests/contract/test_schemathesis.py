@@ -22,6 +22,7 @@ from deskpal.customers.schemas import CustomerRepCreateDTO
 from deskpal.customers.service import create_customer, create_rep
 
 BIN = Path(sys.executable).parent
+ROOT = Path(__file__).resolve().parents[2]
 CHECKS = "not_a_server_error,response_schema_conformance,status_code_conformance,content_type_conformance"
 MAX_EXAMPLES = os.environ.get("DESKPAL_SCHEMATHESIS_EXAMPLES", "15")
 SECRET = "st-" + "k" * 40
@@ -117,6 +118,12 @@ def _schemathesis(base: str, token: str, *extra: str) -> subprocess.CompletedPro
         capture_output=True,
         text=True,
         timeout=600,
+        cwd=ROOT,
+        env={
+            **os.environ,
+            "SCHEMATHESIS_HOOKS": "tests.contract.schemathesis_hooks",
+            "PYTHONPATH": str(ROOT),
+        },
     )
 
 

@@ -642,8 +642,8 @@ class TestPatchTicket:
         ("ops", "field"),
         [
             ([STATUS_X, {"op": "replace", "path": "/channelType", "value": "y" * 21}], "channelType"),
-            ([STATUS_X, {"op": "test", "path": "/subject", "value": "nope"}], "body"),
-            ([{"op": "replace", "path": "/nope", "value": 1}], "body"),
+            ([STATUS_X, {"op": "test", "path": "/subject", "value": "nope"}], "subject"),
+            ([{"op": "replace", "path": "/nope", "value": 1}], "nope"),
             ([{"op": "add", "path": "/ticketID", "value": 7}], "ticketID"),
             ([{"op": "remove", "path": "/status"}], "status"),
             ([{"op": "jump", "path": "/status"}], "0.op"),

@@ -9,6 +9,7 @@ from typing import Annotated, Any, ClassVar, Literal
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
 
 from deskpal.channels.models import ChannelType
+from deskpal.core.errors import field_errors
 from deskpal.core.schemas import ApiModel, CleanStr
 
 _HOSTNAME = re.compile(
@@ -96,9 +97,8 @@ def parse_settings(channel_type: ChannelType, raw: dict[str, Any]) -> dict[str, 
     try:
         parsed = model.model_validate(raw)
     except ValidationError as exc:
-        raise ValueError(
-            "; ".join(f"settings.{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
-        ) from exc
+        errors = field_errors(exc.errors(), prefix="settings.")
+        raise ValueError("; ".join(f"{e['field']}: {e['message']}" for e in errors)) from exc
     return parsed.model_dump(exclude_none=True)
 
 

@@ -114,6 +114,33 @@ def _field_name(loc: Sequence[Any]) -> str:
     return ".".join(str(p) for p in parts) or str(loc[0] if loc else "body")
 
 
+def readable(error: Any) -> str:
+    """A Pydantic error's message as a person reads it.
+
+    A length limit applied after a validator (CleanStr) is Pydantic's generic one, which counts
+    "items after validation" even for text; a validator's ValueError is prefixed "Value error, ".
+    """
+    kind, ctx, given = error.get("type"), error.get("ctx") or {}, error.get("input")
+    if kind == "too_long" and isinstance(given, str):
+        return f"should have at most {ctx.get('max_length')} characters, not {len(given)}"
+    if kind == "too_short" and isinstance(given, str):
+        least = ctx.get("min_length")
+        if least == 1:
+            return "must not be empty"
+        return f"should have at least {least} characters, not {len(given)}"
+    message = str(error.get("msg", "invalid"))
+    return message.removeprefix("Value error, ").removeprefix("Assertion failed, ")
+
+
+def field_errors(errors: Sequence[Any], *, prefix: str = "") -> list[dict[str, str]]:
+    """{field, message} for each Pydantic error of a model validated outside FastAPI (loc has no
+    "body"/"query" head), the field spelled by JSON name."""
+    return [
+        {"field": prefix + (".".join(str(p) for p in e.get("loc", ())) or "body"), "message": readable(e)}
+        for e in errors
+    ]
+
+
 _TRANSIENT_PGCODES = {"40001", "40P01", "55P03"}  # serialization failure, deadlock, lock not available
 
 
@@ -155,7 +182,7 @@ def install_error_handlers(app: FastAPI) -> None:
             if err.get("type") == "json_invalid":
                 errors.append({"field": "body", "message": "malformed JSON: " + str(err.get("msg"))})
                 continue
-            errors.append({"field": _field_name(loc), "message": str(err.get("msg"))})
+            errors.append({"field": _field_name(loc), "message": readable(err)})
         detail = "; ".join(f"{e['field']}: {e['message']}" for e in errors)
         return problem(request, 400, "Validation failed", detail, "VALIDATION_FAILED", errors=errors)
 

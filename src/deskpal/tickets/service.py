@@ -10,7 +10,6 @@ from functools import cache
 from operator import itemgetter
 from typing import Any
 
-import jsonpatch
 from pydantic import ValidationError
 from sqlalchemy import (
     JSON,
@@ -36,7 +35,8 @@ from deskpal.attachments.models import TicketMessageAttachment
 from deskpal.channels.models import Channel, ChannelType
 from deskpal.core.context import Ctx, Role
 from deskpal.core.db import utcnow
-from deskpal.core.errors import Forbidden, NotFound, Unprocessable, ValidationFailed
+from deskpal.core.errors import Forbidden, NotFound, Unprocessable, ValidationFailed, field_errors
+from deskpal.core.patching import apply_json_patch
 from deskpal.core.schemas import PageParams, PageResult, built
 from deskpal.core.tenancy import TENANT_PARAM, bound_customer, insert_now, read_bound, tenant_bound
 from deskpal.customers.models import CustomerRep
@@ -641,10 +641,7 @@ def _write_document(ticket: Ticket) -> dict[str, Any]:
 async def patch_ticket(ctx: Ctx, ticket_id: int, operations: list[dict[str, Any]]) -> Ticket:
     """Apply an RFC 6902 patch to the ticket's write fields; any failure changes nothing."""
     ticket = await get_ticket(ctx, ticket_id)
-    try:
-        patched = jsonpatch.apply_patch(_write_document(ticket), operations)
-    except (jsonpatch.JsonPatchException, jsonpatch.JsonPointerException) as exc:
-        raise ValidationFailed.field("body", f"patch cannot be applied: {exc}") from exc
+    patched = apply_json_patch(_write_document(ticket), operations)
     if not isinstance(patched, dict):
         raise ValidationFailed.field("body", "the patched ticket must be an object")
     unknown = sorted(set(patched) - WRITE_FIELDS)
@@ -656,9 +653,7 @@ async def patch_ticket(ctx: Ctx, ticket_id: int, operations: list[dict[str, Any]
     try:
         data = TicketWriteDTO.model_validate(patched)
     except ValidationError as exc:
-        errors = [
-            {"field": ".".join(str(p) for p in e["loc"]) or "body", "message": e["msg"]} for e in exc.errors()
-        ]
+        errors = field_errors(exc.errors())
         detail = "; ".join(f"{e['field']}: {e['message']}" for e in errors)
         raise ValidationFailed(detail, errors=errors) from exc
     await _apply(ctx, ticket, data, creating=False)
