@@ -14,6 +14,7 @@ from deskpal.auth.models import ApiKey
 from deskpal.channels.models import Channel
 from deskpal.config import Settings
 from deskpal.core import ratelimit
+from deskpal.core.addresses import normalize_email
 from deskpal.core.context import Actor, ActorKind, AuthMethod, Ctx, Role
 from deskpal.core.crud import get_or_404
 from deskpal.core.db import Database, transaction, utcnow
@@ -29,7 +30,6 @@ from deskpal.core.security import (
     read_jwt,
     verify_password,
 )
-from deskpal.core.text import normalize_email
 from deskpal.customers.models import CustomerRep
 from deskpal.customers.service import get_rep
 

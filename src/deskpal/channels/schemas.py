@@ -9,6 +9,7 @@ from typing import Annotated, Any, ClassVar, Literal
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
 
 from deskpal.channels.models import ChannelType
+from deskpal.core.addresses import EmailAddress
 from deskpal.core.errors import field_errors
 from deskpal.core.schemas import ApiModel, CleanStr
 
@@ -48,7 +49,7 @@ class EmailSettings(_Settings):
     smtpUser: Text200
     smtpPassword: Secret
     smtpSecurity: Literal["ssl", "starttls", "none"] | None = None
-    fromAddress: Annotated[str | None, Field(default=None, max_length=320)]
+    fromAddress: EmailAddress | None = None
     fromName: Text200
 
 

@@ -7,9 +7,9 @@ from typing import Annotated
 
 from pydantic import AfterValidator, Field
 
+from deskpal.core.addresses import normalize_email
 from deskpal.core.context import Role
 from deskpal.core.schemas import ApiModel
-from deskpal.core.text import normalize_email
 
 Email = Annotated[str, Field(min_length=3, max_length=320), AfterValidator(normalize_email)]
 Password = Annotated[str, Field(min_length=8, max_length=200)]

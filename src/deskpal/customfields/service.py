@@ -12,12 +12,12 @@ from urllib.parse import urlparse
 from sqlalchemy import Select, bindparam, select
 from sqlalchemy import inspect as sa_inspect
 
+from deskpal.core.addresses import normalize_email
 from deskpal.core.context import Ctx
 from deskpal.core.crud import get_or_404
 from deskpal.core.errors import Conflict, ValidationFailed
 from deskpal.core.schemas import PageParams, PageResult, paginate
 from deskpal.core.tenancy import TENANT_PARAM, read_bound, tenant_bound
-from deskpal.core.text import normalize_email
 from deskpal.customfields.models import CustomFieldDefinition, EntityType, FieldType
 from deskpal.customfields.schemas import CustomFieldDefinitionWriteDTO
 

@@ -7,8 +7,8 @@ from typing import Annotated
 
 from pydantic import AfterValidator, Field
 
+from deskpal.core.addresses import normalize_email
 from deskpal.core.schemas import ApiModel
-from deskpal.core.text import normalize_email
 
 
 def _email_or_none(value: str | None) -> str | None:

@@ -7,9 +7,9 @@ from typing import Annotated
 
 from pydantic import AfterValidator, ConfigDict, Field
 
+from deskpal.core.addresses import normalize_email
 from deskpal.core.enums import CaseInsensitiveEnum
 from deskpal.core.schemas import ApiModel, CleanStr
-from deskpal.core.text import normalize_email
 
 
 class MessageType(CaseInsensitiveEnum):

@@ -13,10 +13,10 @@ from email.utils import formataddr, getaddresses
 from sqlalchemy import ColumnElement, Select, false, func, select
 
 from deskpal.attachments import service as attachments
+from deskpal.core.addresses import normalize_email
 from deskpal.core.context import AuthMethod, Ctx
 from deskpal.core.errors import Forbidden, NotFound, Unauthorized, ValidationFailed
 from deskpal.core.schemas import MAX_ID, PageParams, PageResult
-from deskpal.core.text import normalize_email
 from deskpal.helpdesk.schemas import (
     AttachmentRef,
     HelpdeskMessageDTO,

@@ -5,16 +5,15 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from deskpal.channels.models import ChannelType
+from deskpal.core.addresses import AddressListStr, MailboxStr, parse_mailbox
 from deskpal.core.enums import CaseInsensitiveEnum
 from deskpal.core.schemas import ApiModel, CleanStr, DbId, UtcDateTime
 from deskpal.customfields.schemas import CustomFieldDefinitionDTO
 from deskpal.messages.models import SenderType
 
-Address = Annotated[CleanStr, Field(max_length=320)]
-AddressList = Annotated[CleanStr, Field(max_length=10_000)]
 Name = Annotated[CleanStr, Field(max_length=200)]
 Number = Annotated[CleanStr, Field(max_length=32)]
 Subject = Annotated[CleanStr, Field(max_length=998)]
@@ -42,11 +41,14 @@ class TicketMessageCreateDTO(ApiModel):
     is_internal_note: bool = Field(
         default=False, description="Representatives only; never sent, never shown to phone auth."
     )
-    from_address: Address | None = None
+    from_address: MailboxStr | None = Field(
+        default=None,
+        description='An address, or "Name <address>" (the name becomes fromName when none is given).',
+    )
     from_name: Name | None = None
-    to_address: AddressList | None = None
-    cc_address: AddressList | None = None
-    bcc_address: AddressList | None = None
+    to_address: AddressListStr | None = None
+    cc_address: AddressListStr | None = None
+    bcc_address: AddressListStr | None = None
     from_number: Number | None = None
     to_number: Number | None = None
     message_date: UtcDateTime | None = None
@@ -68,6 +70,16 @@ class TicketMessageCreateDTO(ApiModel):
         default=None, alias="forwardFromMessageID", description="A forward draft clears reply linkage."
     )
 
+    @model_validator(mode="after")
+    def _sender_name_from_address(self) -> TicketMessageCreateDTO:
+        # "Jane <jane@x.example>": the address is the address, the display name the sender's name.
+        if self.from_address:
+            box = parse_mailbox(self.from_address)
+            self.from_address = box.address
+            if not self.from_name and box.name:
+                self.from_name = box.name[:200]
+        return self
+
 
 class TicketMessageUpdateDTO(ApiModel):
     """TicketMessageUpdateDTO: PUT /api/TicketMessages/{id}. Fields left out keep their values."""
@@ -77,9 +89,9 @@ class TicketMessageUpdateDTO(ApiModel):
     message: Body | None = None
     additional_info: ShortText | None = None
     subject: Subject | None = None
-    to_address: AddressList | None = None
-    cc_address: AddressList | None = None
-    bcc_address: AddressList | None = None
+    to_address: AddressListStr | None = None
+    cc_address: AddressListStr | None = None
+    bcc_address: AddressListStr | None = None
     is_draft: bool | None = None
     uid: Annotated[CleanStr, Field(max_length=254)] | None = None
     custom_fields_data: dict[str, Any] | None = None

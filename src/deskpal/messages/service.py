@@ -16,6 +16,7 @@ from sqlalchemy.orm import joinedload, selectinload
 
 from deskpal.attachments import service as attachments
 from deskpal.channels.models import Channel, ChannelType
+from deskpal.core.addresses import single_address_of
 from deskpal.core.context import Actor, Ctx
 from deskpal.core.db import utcnow
 from deskpal.core.errors import Conflict, Forbidden, NotFound, ValidationFailed
@@ -245,9 +246,8 @@ def _end_user_contact(new: NewMessage) -> tuple[str | None, str | None, str | No
     if new.incoming:
         name, email, phone = new.from_name, new.from_address, new.from_number
     else:
-        name, email, phone = None, new.to_address, new.to_number
-    if email and "," in email:
-        email = None  # several recipients name no single end user
+        # Several recipients name no single end user.
+        name, email, phone = None, single_address_of(new.to_address), new.to_number
     return name, email, phone
 
 

@@ -7,6 +7,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import ConfigDict, Field
 
+from deskpal.core.addresses import EmailAddress
 from deskpal.core.enums import CaseInsensitiveEnum
 from deskpal.core.schemas import ApiModel, CleanStr, DbId, UtcDateTime
 from deskpal.endusers.schemas import EndUserDTO
@@ -175,7 +176,7 @@ class ChatTicketCreateDTO(ApiModel):
     message: Annotated[CleanStr, Field(min_length=1, max_length=10000)]
     subject: Annotated[CleanStr | None, Field(max_length=500)] = None
     name: Annotated[CleanStr | None, Field(max_length=200)] = None
-    email: Annotated[CleanStr | None, Field(max_length=320)] = None
+    email: EmailAddress | None = None
     uid: Annotated[CleanStr | None, Field(max_length=254)] = None
 
 
