@@ -62,6 +62,9 @@ def _edges(
             yield Edge(path, json.dumps(value), refused=True)
     elif kind == "string" and "enum" not in schema:
         yield Edge(path, json.dumps("a\x00b"), refused=True)
+        if schema.get("minLength", 0) >= 1:
+            # Required text of only spaces says nothing (a password may be spaces).
+            yield Edge(path, json.dumps("   "), refused=path[-1] != "password")
         if "maxLength" in schema:
             yield Edge(path, json.dumps("x" * (schema["maxLength"] + 1)), refused=True)
     elif kind == "integer":

@@ -77,7 +77,7 @@ class TestCreate:
         self, app: FastAPI, client: httpx.AsyncClient, tenant: Tenant
     ) -> None:
         jwt = await session_headers(app, tenant)
-        tid = (await create_ticket(client, tenant.headers))["ticketID"]
+        tid = (await create_ticket(client, tenant.headers, uid="ann@x.example"))["ticketID"]
         update = {"status": "Pending", "priority": "urgent", "type": "incident"}
         await _post(client, jwt, ticket_id=str(tid), ticket_update=update)
         ticket = await stored_ticket(app, tenant, tid)
@@ -133,7 +133,7 @@ class TestCreate:
         self, app: FastAPI, client: httpx.AsyncClient, tenant: Tenant
     ) -> None:
         jwt = await session_headers(app, tenant)
-        msg = await create_message(client, tenant.headers)
+        msg = await create_message(client, tenant.headers, fromAddress="ann@x.example")
         r = await client.post(
             f"/api/TicketMessages/{msg['messageID']}/attachments",
             files={"file": ("a.txt", b"hello", "text/plain")},

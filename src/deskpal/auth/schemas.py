@@ -6,11 +6,11 @@ from datetime import datetime
 
 from pydantic import Field
 
-from deskpal.core.schemas import ApiModel, DbId
+from deskpal.core.schemas import ApiModel, DbId, Line
 
 
 class LoginDTO(ApiModel):
-    email: str = Field(min_length=1, max_length=320)
+    email: Line = Field(min_length=1, max_length=320)
     password: str = Field(min_length=1, max_length=200)
 
 
@@ -22,14 +22,14 @@ class LoginResultDTO(ApiModel):
 
 
 class ApiKeyCreateDTO(ApiModel):
-    name: str = Field(min_length=1, max_length=200)
+    name: Line = Field(min_length=1, max_length=200)
     customer_rep_id: DbId | None = Field(
         default=None, alias="customerRepID", description="Whose key; admins only, default the caller."
     )
 
 
 class ApiKeyUpdateDTO(ApiModel):
-    name: str = Field(min_length=1, max_length=200)
+    name: Line = Field(min_length=1, max_length=200)
 
 
 class ApiKeyDTO(ApiModel):

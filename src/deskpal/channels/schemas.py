@@ -11,7 +11,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationErr
 from deskpal.channels.models import ChannelType
 from deskpal.core.addresses import EmailAddress
 from deskpal.core.errors import field_errors
-from deskpal.core.schemas import ApiModel, CleanStr
+from deskpal.core.schemas import ApiModel, Line
 
 _HOSTNAME = re.compile(
     r"^(\*\.)?([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*$"
@@ -110,7 +110,7 @@ def public_settings(channel_type: str, stored: dict[str, Any]) -> tuple[dict[str
 
 
 class ChannelCreateDTO(ApiModel):
-    name: CleanStr = Field(min_length=1, max_length=200)
+    name: Line = Field(min_length=1, max_length=200)
     channel_type: ChannelType
     allowed_hostnames: list[Hostname] = Field(default_factory=list, max_length=100)
     settings: dict[str, Any] = Field(
@@ -119,7 +119,7 @@ class ChannelCreateDTO(ApiModel):
 
 
 class ChannelUpdateDTO(ApiModel):
-    name: CleanStr = Field(min_length=1, max_length=200)
+    name: Line = Field(min_length=1, max_length=200)
     allowed_hostnames: list[Hostname] = Field(default_factory=list, max_length=100)
     settings: dict[str, Any] = Field(
         default_factory=dict, description='Secrets left out or null keep their stored value; "" clears.'

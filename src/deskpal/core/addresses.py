@@ -88,6 +88,14 @@ def single_address_of(value: str | None) -> str | None:
     return boxes[0].address if len(boxes) == 1 else None
 
 
+def has_address(value: str | None) -> bool:
+    """Whether a stored address list holds at least one address a mail could go to."""
+    try:
+        return bool(value) and bool(parse_addresses(value or ""))
+    except ValueError:
+        return False
+
+
 # Field types. A list is stored formatted ("Jane <jane@x.example>, bob@y.example").
 EmailAddress = Annotated[str, Field(max_length=MAX_ADDRESS), AfterValidator(normalize_email)]
 MailboxStr = Annotated[str, Field(max_length=MAX_ADDRESS + 200), AfterValidator(_mailbox)]

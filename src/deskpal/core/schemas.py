@@ -31,6 +31,17 @@ def clean_text(value: str) -> str:
 CleanStr = Annotated[str, AfterValidator(clean_text)]
 
 
+def _not_blank(value: str) -> str:
+    stripped = value.strip()
+    if not stripped:
+        raise ValueError("must not be blank")
+    return stripped
+
+
+# A name, status or subject: trimmed, and never only spaces (which would pass min_length=1).
+Line = Annotated[CleanStr, AfterValidator(_not_blank)]
+
+
 def as_utc(value: datetime) -> datetime:
     """The instant in UTC; zone-less times mean UTC, as clients of the reference service send them."""
     if value.tzinfo is None:

@@ -9,11 +9,11 @@ from pydantic import AfterValidator, Field
 
 from deskpal.core.addresses import normalize_email
 from deskpal.core.context import Role
-from deskpal.core.schemas import ApiModel
+from deskpal.core.schemas import ApiModel, Line
 
 Email = Annotated[str, Field(min_length=3, max_length=320), AfterValidator(normalize_email)]
 Password = Annotated[str, Field(min_length=8, max_length=200)]
-Name = Annotated[str, Field(min_length=1, max_length=200)]
+Name = Annotated[Line, Field(min_length=1, max_length=200)]
 
 
 class CustomerRepCreateDTO(ApiModel):

@@ -7,10 +7,10 @@ from typing import Annotated
 
 from pydantic import Field, ValidationInfo, field_validator
 
-from deskpal.core.schemas import ApiModel
+from deskpal.core.schemas import ApiModel, Line
 from deskpal.customfields.models import EntityType, FieldType
 
-Option = Annotated[str, Field(min_length=1, max_length=200)]
+Option = Annotated[Line, Field(min_length=1, max_length=200)]
 
 
 class CustomFieldDefinitionWriteDTO(ApiModel):

@@ -8,7 +8,7 @@ from typing import Annotated
 from pydantic import AfterValidator, Field
 
 from deskpal.core.addresses import normalize_email
-from deskpal.core.schemas import ApiModel
+from deskpal.core.schemas import ApiModel, Line
 
 
 def _email_or_none(value: str | None) -> str | None:
@@ -16,7 +16,7 @@ def _email_or_none(value: str | None) -> str | None:
 
 
 class EndUserWriteDTO(ApiModel):
-    uid: str = Field(min_length=1, max_length=254)
+    uid: Line = Field(min_length=1, max_length=254)
     name: str | None = Field(default=None, max_length=200)
     email: Annotated[str | None, Field(default=None, max_length=320), AfterValidator(_email_or_none)]
     phone: str | None = Field(default=None, max_length=32, pattern=r"^\+?[0-9 ().\-]{1,31}$")

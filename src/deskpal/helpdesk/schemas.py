@@ -9,7 +9,7 @@ from pydantic import AfterValidator, ConfigDict, Field
 
 from deskpal.core.addresses import normalize_email
 from deskpal.core.enums import CaseInsensitiveEnum
-from deskpal.core.schemas import ApiModel, CleanStr
+from deskpal.core.schemas import ApiModel, CleanStr, Line
 
 
 class MessageType(CaseInsensitiveEnum):
@@ -52,21 +52,21 @@ class Recipient(SnakeModel):
 
 
 class AttachmentRef(SnakeModel):
-    token: Annotated[CleanStr, Field(min_length=1, max_length=200)]
-    name: Annotated[CleanStr, Field(min_length=1, max_length=255)]
+    token: Annotated[Line, Field(min_length=1, max_length=200)]
+    name: Annotated[Line, Field(min_length=1, max_length=255)]
     size: Annotated[int, Field(ge=0, le=2**53 - 1)]
 
 
 class TicketUpdate(SnakeModel):
-    status: Annotated[CleanStr, Field(min_length=1, max_length=50)] | None = None
+    status: Annotated[Line, Field(min_length=1, max_length=50)] | None = None
     priority: Priority | None = None
     type: TicketType | None = None
 
 
 class MessageCreate(SnakeModel):
-    ticket_id: Annotated[CleanStr, Field(min_length=1, max_length=40)]
+    ticket_id: Annotated[Line, Field(min_length=1, max_length=40)]
     type: MessageType
-    content: Annotated[CleanStr, Field(min_length=1, max_length=1_000_000)] = Field(
+    content: Annotated[Line, Field(min_length=1, max_length=1_000_000)] = Field(
         description="HTML; sanitised on the way in."
     )
     text_content: Annotated[CleanStr, Field(max_length=1_000_000)] | None = None

@@ -184,6 +184,7 @@ async def create_message(ctx: Ctx, data: MessageCreate) -> TicketMessage:
         to_address = _end_user_address(ticket)
     new = messages.NewMessage(
         html_body=data.content,
+        html_field="content",
         text_body=data.text_content,
         incoming=kind is MessageType.REQUEST,
         sender_type=SenderType.END_USER if kind is MessageType.REQUEST else SenderType.CUSTOMER_REP,

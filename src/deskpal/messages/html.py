@@ -128,6 +128,13 @@ class _TextExtractor(HTMLParser):
             self.parts.append(data)
 
 
+def has_visible_content(clean_html: str | None) -> bool:
+    """Whether sanitised HTML shows anything: text, or an image."""
+    if not clean_html:
+        return False
+    return bool(html_to_text(clean_html).strip()) or "<img" in clean_html.lower()
+
+
 def html_to_text(value: str) -> str:
     """The readable text of an HTML body: one line per block, spaces collapsed, no markup."""
     parser = _TextExtractor()

@@ -16,17 +16,17 @@ from sqlalchemy.orm import joinedload, selectinload
 
 from deskpal.attachments import service as attachments
 from deskpal.channels.models import Channel, ChannelType
-from deskpal.core.addresses import single_address_of
+from deskpal.core.addresses import has_address, single_address_of
 from deskpal.core.context import Actor, Ctx
 from deskpal.core.db import utcnow
-from deskpal.core.errors import Conflict, Forbidden, NotFound, ValidationFailed
+from deskpal.core.errors import Conflict, Forbidden, NotFound, Unprocessable, ValidationFailed
 from deskpal.core.schemas import PageParams, PageResult, built
 from deskpal.core.tenancy import get_now, insert_now, update_now
 from deskpal.customers.models import CustomerRep
 from deskpal.customfields.models import EntityType
 from deskpal.customfields.schemas import CustomFieldDefinitionDTO
 from deskpal.customfields.service import definitions_for, validate_custom_fields
-from deskpal.messages.html import html_to_text, preview_of, sanitize_html
+from deskpal.messages.html import has_visible_content, html_to_text, preview_of, sanitize_html
 from deskpal.messages.models import SenderType, TicketMessage, TicketMessageTopic, TopicsStatus
 from deskpal.messages.schemas import (
     MessageSortBy,
@@ -86,6 +86,21 @@ def derive_content(*, html_body: str | None, text_body: str | None, message: str
 # --- adding ----------------------------------------------------------------------------------------
 
 
+class NoRecipient(Unprocessable):
+    code, title = "NO_RECIPIENT", "The message has nobody to be sent to"
+
+
+def _refuse_meaningless(new: NewMessage, content: Content) -> None:
+    """A message that could never be shown or sent is refused rather than stored."""
+    if new.html_body and not (new.text_body or new.message) and not has_visible_content(content.html_body):
+        raise ValidationFailed.field(new.html_field, "is empty once scripts and unsafe markup are removed")
+    sending = new.send_pending and not (new.is_internal_note or new.is_draft)
+    if sending and not has_address(new.to_address):
+        raise NoRecipient(
+            "the ticket's end user has no email address: name recipients, or do not send (send_email: false)"
+        )
+
+
 @dataclass(slots=True)
 class NewMessage:
     """What a new message carries besides its ticket; the content is sanitised by add_message."""
@@ -120,6 +135,8 @@ class NewMessage:
     reply_to_message_id: int | None = None
     forward_from_message_id: int | None = None
     send_pending: bool = False
+    # The request field the HTML body came in, for the error when nothing of it is left.
+    html_field: str = "htmlBody"
     # An incoming message reopens a closed ticket and marks it unread (the API paths); seeding and
     # imports through add_message leave the ticket's state alone.
     reopen: bool = True
@@ -181,6 +198,7 @@ async def insert(ctx: Ctx, ticket: Ticket, new: NewMessage) -> TicketMessage:
     reopens a closed ticket and marks it unread. The end user named by the uid is linked.
     """
     content = derive_content(html_body=new.html_body, text_body=new.text_body, message=new.message)
+    _refuse_meaningless(new, content)
     now = utcnow()
     is_rep = new.sender_type is SenderType.CUSTOMER_REP
     msg = TicketMessage(

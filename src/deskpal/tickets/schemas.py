@@ -9,10 +9,10 @@ from pydantic import ConfigDict, Field
 
 from deskpal.core.addresses import EmailAddress
 from deskpal.core.enums import CaseInsensitiveEnum
-from deskpal.core.schemas import ApiModel, CleanStr, DbId, UtcDateTime
+from deskpal.core.schemas import ApiModel, CleanStr, DbId, Line, UtcDateTime
 from deskpal.endusers.schemas import EndUserDTO
 
-Status = Annotated[CleanStr, Field(min_length=1, max_length=50)]
+Status = Annotated[Line, Field(min_length=1, max_length=50)]
 PhoneNumber = Annotated[CleanStr, Field(max_length=32)]
 
 
@@ -20,8 +20,8 @@ class TicketWriteDTO(ApiModel):
     """TicketWriteDTO / TicketBaseDTO: the editable fields of a ticket."""
 
     status: Status
-    subject: Annotated[CleanStr, Field(min_length=1, max_length=500)]
-    channel_type: Annotated[CleanStr, Field(min_length=1, max_length=20)]
+    subject: Annotated[Line, Field(min_length=1, max_length=500)]
+    channel_type: Annotated[Line, Field(min_length=1, max_length=20)]
     customer_rep_id: DbId | None = Field(default=None, alias="customerRepID")
     channel_id: DbId | None = Field(default=None, alias="channelID")
     end_user_id: DbId | None = Field(
@@ -150,7 +150,7 @@ class BulkUpdateRequest(ApiModel):
         alias="customerRepID",
         description="Omitted or null keeps the assignment, 0 unassigns, a rep id assigns.",
     )
-    hook_name: Annotated[CleanStr, Field(min_length=1, max_length=100)] = "PostTopicDetection"
+    hook_name: Annotated[Line, Field(min_length=1, max_length=100)] = "PostTopicDetection"
     topic_ids: list[DbId] | None = Field(default=None, alias="topicIds", max_length=200)
 
 
@@ -172,8 +172,8 @@ class AssignRequest(ApiModel):
 
 
 class ChatTicketCreateDTO(ApiModel):
-    token: Annotated[CleanStr, Field(min_length=1, max_length=64, description="The Chat channel's token.")]
-    message: Annotated[CleanStr, Field(min_length=1, max_length=10000)]
+    token: Annotated[Line, Field(min_length=1, max_length=64, description="The Chat channel's token.")]
+    message: Annotated[Line, Field(min_length=1, max_length=10000)]
     subject: Annotated[CleanStr | None, Field(max_length=500)] = None
     name: Annotated[CleanStr | None, Field(max_length=200)] = None
     email: EmailAddress | None = None

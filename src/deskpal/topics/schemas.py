@@ -6,11 +6,11 @@ from datetime import datetime
 
 from pydantic import Field
 
-from deskpal.core.schemas import ApiModel
+from deskpal.core.schemas import ApiModel, Line
 
 
 class TopicWriteDTO(ApiModel):
-    name: str = Field(min_length=1, max_length=200)
+    name: Line = Field(min_length=1, max_length=200)
     description: str | None = Field(default=None, max_length=4000)
 
 
