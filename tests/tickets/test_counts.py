@@ -45,14 +45,17 @@ async def test_counts_follow_every_kind_of_write_and_survive_compaction(
 ) -> None:
     rnd = random.Random(5)
     agent = await tenant.key_for(Role.AGENT)
-    channels = [(await create_channel(client, tenant, kind))["channelID"] for kind in ("Email", "Chat")]
+    kinds = ("Email", "Chat")
+    channels = [(await create_channel(client, tenant, kind))["channelID"] for kind in kinds]
     ids = []
     for i in range(24):
+        channel = rnd.choice([*zip(channels, kinds, strict=True), (None, "Email")])
         ticket = await create_ticket(
             client,
             tenant.headers,
             status=rnd.choice(["Open", "Pending", "Closed"]),
-            channelID=rnd.choice([*channels, None]),
+            channelID=channel[0],
+            channelType=channel[1],
             customerRepID=rnd.choice([tenant.admin_rep_id, None]),
             isSpam=i % 5 == 0,
             isProcessed=i % 7 != 0,
@@ -76,7 +79,7 @@ async def test_counts_follow_every_kind_of_write_and_survive_compaction(
     mine = await client.put(f"/api/Tickets/{ids[12]}/assign", json={}, headers=as_agent)
     assert mine.status_code in (200, 204), mine.text
     await add_messages(app, tenant, ids[3], "still broken")
-    reopening = {"ticketID": ids[4], "incoming": True, "textBody": "hello again", "channel": "Email"}
+    reopening = {"ticketID": ids[4], "incoming": True, "textBody": "hello again"}
     assert (
         await client.post("/api/TicketMessages/create-new", json=reopening, headers=tenant.headers)
     ).status_code == 201

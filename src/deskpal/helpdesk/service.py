@@ -15,6 +15,7 @@ from sqlalchemy import ColumnElement, Select, false, func, select
 from deskpal.attachments import service as attachments
 from deskpal.core.addresses import normalize_email
 from deskpal.core.context import AuthMethod, Ctx
+from deskpal.core.db import utcnow
 from deskpal.core.errors import Forbidden, NotFound, Unauthorized, ValidationFailed
 from deskpal.core.schemas import MAX_ID, PageParams, PageResult
 from deskpal.helpdesk.schemas import (
@@ -29,9 +30,15 @@ from deskpal.messages import service as messages
 from deskpal.messages.models import SenderType, TicketMessage
 from deskpal.messages.visibility import visible as message_visible
 from deskpal.tickets import service as tickets
+from deskpal.tickets.derived import closed_state, is_closed_status
 from deskpal.tickets.models import Ticket
 
-CLOSED_STATUSES = frozenset({"closed"})
+# The ticket_update fields the closed state's errors name (status is the only one this API writes).
+_UPDATE_FIELDS = {
+    "status": "ticket_update.status",
+    "is_closed": "ticket_update.status",
+    "close_date": "ticket_update.status",
+}
 
 
 class TicketClosed(Forbidden):
@@ -148,7 +155,7 @@ def _check(data: MessageCreate, ticket: Ticket) -> None:
     if ticket.is_closed:
         raise TicketClosed(f"ticket {ticket.ticket_id} is closed; messages cannot be added")
     update = data.ticket_update
-    if update is not None and update.status is not None and update.status.strip().lower() in CLOSED_STATUSES:
+    if update is not None and update.status is not None and is_closed_status(update.status):
         raise ClosedStatusSystemOnly("only system automations close tickets")
     if data.is_forward:
         if data.type is not MessageType.RESPONSE:
@@ -165,7 +172,9 @@ async def create_message(ctx: Ctx, data: MessageCreate) -> TicketMessage:
     update = data.ticket_update
     if update is not None:
         if update.status is not None:
-            ticket.status = update.status
+            written = {"status": update.status}
+            for name, value in closed_state(ticket, written, utcnow(), fields=_UPDATE_FIELDS).items():
+                setattr(ticket, name, value)
         if update.priority is not None:
             ticket.priority = update.priority.value
         if update.type is not None:

@@ -41,12 +41,11 @@ from deskpal.messages.schemas import (
 from deskpal.messages.visibility import visible
 from deskpal.storage import Storage
 from deskpal.tickets import service as tickets
+from deskpal.tickets.derived import OPEN, closed_state
 from deskpal.tickets.models import Ticket
 from deskpal.tickets.schemas import TicketWriteDTO
 from deskpal.topics.models import Topic
 from deskpal.topics.service import require_topic_ids
-
-OPEN = tickets.OPEN
 
 # --- visibility ------------------------------------------------------------------------------------
 
@@ -281,7 +280,7 @@ def _ticket_follows(ticket: Ticket, msg: TicketMessage, *, reopen: bool = True) 
             changes["is_read"] = False
         if reopen and ticket.is_closed:
             # The end user wrote again: the conversation is open again.
-            changes.update(is_closed=False, status=OPEN, close_date=None)
+            changes.update(closed_state(ticket, {"is_closed": False}, msg.created_at))
     return changes
 
 

@@ -50,6 +50,7 @@ from deskpal.storage import Storage
 from deskpal.storage import jobs as blobs
 from deskpal.tickets import counts, recordings, search
 from deskpal.tickets import jobs as _jobs  # noqa: F401 - registers the job types enqueued here
+from deskpal.tickets.derived import OPEN, channel_type_in, closed_state
 from deskpal.tickets.models import Ticket, TicketEndUser, TicketTopic
 from deskpal.tickets.schemas import (
     WRITE_FIELDS,
@@ -66,7 +67,6 @@ from deskpal.tickets.visibility import Seen, seen_by, seen_clause, visible
 from deskpal.topics.models import Topic
 from deskpal.topics.service import require_topic_ids
 
-OPEN, CLOSED = "Open", "Closed"
 AI_ACTIONS = {BulkAction.DETECT_SPAM, BulkAction.DETECT_TOPICS, BulkAction.EXECUTE_ACTIONS}
 
 _SORT_KEYS: dict[SortBy, Any] = {
@@ -532,11 +532,16 @@ async def _check_assignment(ctx: Ctx, current: int | None, requested: int | None
     raise Forbidden(who, code="ASSIGNMENT_NOT_ALLOWED")
 
 
-async def _check_channel(ctx: Ctx, channel_id: int | None, current: int | None) -> None:
+async def _check_channel(ctx: Ctx, channel_id: int | None, current: int | None) -> Channel | None:
+    """The channel the ticket is to be in (phone auth: only its own), or 400 naming channelID."""
     if ctx.actor.is_phone and channel_id != ctx.actor.channel_id:
         raise Forbidden("phone auth cannot change the ticket's channel", code="CHANNEL_CHANGE_NOT_ALLOWED")
-    if channel_id is not None and channel_id != current and await ctx.db.get(Channel, channel_id) is None:
+    if channel_id is None:
+        return None
+    channel = await ctx.db.get(Channel, channel_id)  # the ticket's own channel is loaded with it
+    if channel is None:
         raise ValidationFailed.field("channelID", f"no channel {channel_id}")
+    return channel
 
 
 async def link_end_user(ctx: Ctx, ticket_id: int, end_user_id: int) -> None:
@@ -572,38 +577,63 @@ async def link_uid(
         await link_end_user(ctx, ticket_id, end_user_id)
 
 
+# What PUT replaces (a field it leaves out takes the DTO's default): state only clients write. With
+# them status and channelType (required), and customFieldsData; isClosed and closeDate follow status.
+_REPLACED = ("subject", "escalated", "is_spam", "is_important", "end_date", "follow_up_date", "summary")
+# Written only when the body names them, so a PUT that leaves them out keeps them: the server or an
+# integration writes them too (messages set uid and mark unread, intake sets isProcessed, the phone
+# integration the call fields). customerRepID and channelID are the same, with their own rules.
+_KEPT_UNLESS_NAMED = ("uid", "is_read", "is_processed", "twilio_call_sid", "from_number", "to_number")
+# Never written through the Tickets API: kept from the ticket's messages (deskpal.messages.latest).
+# POST and PUT ignore them, like the read-only fields; a PATCH that changes them is refused.
+SERVER_MAINTAINED = ("last_message_date", "preview")
+_CLOSED_COLUMNS = ("status", "is_closed", "close_date")
+
+
 async def _apply(
-    ctx: Ctx, ticket: Ticket, data: TicketWriteDTO, *, creating: bool, link: bool = True
+    ctx: Ctx,
+    ticket: Ticket,
+    data: TicketWriteDTO,
+    *,
+    creating: bool,
+    given: frozenset[str] | None = None,
+    link: bool = True,
 ) -> None:
-    requested_rep = data.customer_rep_id
+    """Write a TicketWriteDTO onto a ticket. `given`: the fields the client wrote (by name); None
+    means every field the DTO was given."""
+    given = frozenset(data.model_fields_set) if given is None else given
+
+    def named(name: str) -> bool:
+        return creating or name in given
+
+    requested_rep = data.customer_rep_id if named("customer_rep_id") else ticket.customer_rep_id
     if creating and ctx.actor.role is Role.RESTRICTED and requested_rep is None:
         # A restricted rep sees only their own tickets: what they create is theirs.
         requested_rep = ctx.actor.rep_id
     await _check_assignment(ctx, None if creating else ticket.customer_rep_id, requested_rep)
-    channel_id = data.channel_id
+    channel_id = data.channel_id if named("channel_id") else ticket.channel_id
     if ctx.actor.is_phone and channel_id is None and creating:
         channel_id = ctx.actor.channel_id
-    await _check_channel(ctx, channel_id, None if creating else ticket.channel_id)
+    channel = await _check_channel(ctx, channel_id, None if creating else ticket.channel_id)
+    # The channel's type; a type the client changed must be it (a stale one sent back is not a change).
+    retyped = creating or data.channel_type != ticket.channel_type
+    channel_type = channel_type_in(channel, data.channel_type if retyped else None, field="channelType")
     if data.end_user_id is not None and await ctx.db.get(EndUser, data.end_user_id) is None:
         raise ValidationFailed.field("endUserID", f"no end user {data.end_user_id}")
     custom = await validate_custom_fields(ctx, EntityType.TICKET, data.custom_fields_data)
+    written = {name: getattr(data, name) for name in _CLOSED_COLUMNS if name in given or name == "status"}
+    closed = closed_state(None if creating else ticket, written, utcnow())
 
-    was_closed = ticket.is_closed if not creating else False
-    ticket.status, ticket.subject, ticket.channel_type = data.status, data.subject, data.channel_type
-    ticket.customer_rep_id, ticket.channel_id, ticket.uid = requested_rep, channel_id, data.uid
-    ticket.escalated, ticket.is_spam, ticket.is_important = data.escalated, data.is_spam, data.is_important
-    ticket.is_closed, ticket.is_processed, ticket.is_read = data.is_closed, data.is_processed, data.is_read
-    ticket.close_date, ticket.end_date = data.close_date, data.end_date
-    ticket.follow_up_date, ticket.last_message_date = data.follow_up_date, data.last_message_date
-    ticket.preview, ticket.summary = data.preview, data.summary
-    ticket.twilio_call_sid, ticket.from_number, ticket.to_number = (
-        data.twilio_call_sid,
-        data.from_number,
-        data.to_number,
-    )
+    for name in _REPLACED:
+        setattr(ticket, name, getattr(data, name))
+    for name in _KEPT_UNLESS_NAMED:
+        if named(name):
+            setattr(ticket, name, getattr(data, name))
+    for name, value in closed.items():
+        setattr(ticket, name, value)
+    ticket.customer_rep_id, ticket.channel_id = requested_rep, channel_id
+    ticket.channel_type = channel_type or data.channel_type
     ticket.custom_fields_data = custom
-    if ticket.is_closed and not was_closed and ticket.close_date is None:
-        ticket.close_date = utcnow()
     if creating:
         await insert_now(ctx.db, ticket)
     else:
@@ -632,6 +662,11 @@ async def replace_ticket(ctx: Ctx, ticket_id: int, data: TicketWriteDTO) -> Tick
     return ticket
 
 
+_WRITE_ALIASES = {
+    name: f.alias or name for name, f in TicketWriteDTO.model_fields.items() if name != "end_user_id"
+}
+
+
 def _write_document(ticket: Ticket) -> dict[str, Any]:
     """The ticket as TicketWriteDTO JSON: what a JSON Patch applies to."""
     data = TicketWriteDTO.model_construct(**_stored_fields(ticket), end_user_id=None)
@@ -641,7 +676,8 @@ def _write_document(ticket: Ticket) -> dict[str, Any]:
 async def patch_ticket(ctx: Ctx, ticket_id: int, operations: list[dict[str, Any]]) -> Ticket:
     """Apply an RFC 6902 patch to the ticket's write fields; any failure changes nothing."""
     ticket = await get_ticket(ctx, ticket_id)
-    patched = apply_json_patch(_write_document(ticket), operations)
+    document = _write_document(ticket)
+    patched = apply_json_patch(document, operations)
     if not isinstance(patched, dict):
         raise ValidationFailed.field("body", "the patched ticket must be an object")
     unknown = sorted(set(patched) - WRITE_FIELDS)
@@ -656,7 +692,16 @@ async def patch_ticket(ctx: Ctx, ticket_id: int, operations: list[dict[str, Any]
         errors = field_errors(exc.errors())
         detail = "; ".join(f"{e['field']}: {e['message']}" for e in errors)
         raise ValidationFailed(detail, errors=errors) from exc
-    await _apply(ctx, ticket, data, creating=False)
+    # What the patch changed is what the client wrote; the rest of the document is as it was.
+    patched_doc = data.model_dump(mode="json", by_alias=True)
+    given = frozenset(name for name, alias in _WRITE_ALIASES.items() if patched_doc[alias] != document[alias])
+    refused = [_WRITE_ALIASES[name] for name in SERVER_MAINTAINED if name in given]
+    if refused:
+        message = "is kept from the ticket's messages; it is not written through the Tickets API"
+        raise ValidationFailed(
+            f"not writable: {', '.join(refused)}", errors=[{"field": f, "message": message} for f in refused]
+        )
+    await _apply(ctx, ticket, data, creating=False, given=given)
     return ticket
 
 
@@ -759,11 +804,8 @@ async def bulk_update(ctx: Ctx, req: BulkUpdateRequest, *, storage: Storage | No
 
 
 def _set_closed(ticket: Ticket, closed: bool, now: datetime) -> None:
-    if closed == ticket.is_closed:
-        return
-    ticket.is_closed = closed
-    ticket.status = CLOSED if closed else OPEN
-    ticket.close_date = now if closed else None
+    for name, value in closed_state(ticket, {"is_closed": closed}, now).items():
+        setattr(ticket, name, value)
 
 
 async def _replace_topics(ctx: Ctx, ticket_ids: list[int], topic_ids: list[int]) -> None:
