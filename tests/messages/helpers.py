@@ -21,7 +21,9 @@ __all__ = ["create_channel", "create_ticket"]
 async def create_message(
     client: httpx.AsyncClient, auth: dict[str, str], /, *, path: str = "/create-new", **fields: Any
 ) -> dict[str, Any]:
-    body = {"channel": "Email", "message": "Hello, my order is late", **fields}
+    # A message into an existing ticket takes its channel; a new ticket needs one (Email here).
+    into = any(k in fields for k in ("ticketID", "replyToMessageID", "forwardFromMessageID"))
+    body = {**({} if into else {"channel": "Email"}), "message": "Hello, my order is late", **fields}
     response = await client.post(f"/api/TicketMessages{path}", json=body, headers=auth)
     assert response.status_code == 201, response.text
     return response.json()  # type: ignore[no-any-return]

@@ -15,7 +15,7 @@ from sqlalchemy import ColumnElement, Select, delete, false, func, select, true
 from sqlalchemy.orm import joinedload, selectinload
 
 from deskpal.attachments import service as attachments
-from deskpal.channels.models import Channel, ChannelType
+from deskpal.channels.models import Channel
 from deskpal.core.addresses import has_address, single_address_of
 from deskpal.core.context import Actor, Ctx
 from deskpal.core.db import utcnow
@@ -41,7 +41,7 @@ from deskpal.messages.schemas import (
 from deskpal.messages.visibility import visible
 from deskpal.storage import Storage
 from deskpal.tickets import service as tickets
-from deskpal.tickets.derived import OPEN, closed_state
+from deskpal.tickets.derived import OPEN, channel_type_in, closed_state
 from deskpal.tickets.models import Ticket
 from deskpal.tickets.schemas import TicketWriteDTO
 from deskpal.topics.models import Topic
@@ -510,23 +510,29 @@ async def _linked_message(ctx: Ctx, message_id: int, field_name: str) -> TicketM
     return msg
 
 
-async def _check_channel(ctx: Ctx, data: TicketMessageCreateDTO) -> Channel | None:
-    """The channel the message names; phone auth's own channel whether named or not."""
+async def _check_channel(ctx: Ctx, data: TicketMessageCreateDTO, ticket: Ticket | None) -> Channel | None:
+    """The message's channel: the one it names (phone auth: its own, named or not), else its
+    ticket's. A `channel` type other than that channel's is a 400 naming `channel`."""
     channel_id = data.channel_id
     if ctx.actor.is_phone:
         if channel_id is not None and channel_id != ctx.actor.channel_id:
             raise Forbidden("phone auth acts on its own channel only", code="CHANNEL_NOT_ALLOWED")
         channel_id = ctx.actor.channel_id
-    if channel_id is None:
-        return None
-    channel = await get_now(ctx.db, Channel, channel_id)
-    if channel is None:
-        raise ValidationFailed.field("channelID", f"no channel {channel_id}")
-    if data.channel is not None and data.channel.value != channel.channel_type:
-        raise ValidationFailed.field(
-            "channel", f"channel {data.channel_id} is a {channel.channel_type} channel"
-        )
+    channel = None
+    if channel_id is not None:
+        channel = await get_now(ctx.db, Channel, channel_id)
+        if channel is None:
+            raise ValidationFailed.field("channelID", f"no channel {channel_id}")
+    elif ticket is not None and ticket.channel_id is not None:
+        channel = await get_now(ctx.db, Channel, ticket.channel_id)
+    channel_type_in(channel, data.channel.value if data.channel else None, field="channel")
     return channel
+
+
+def _in_channel(new: NewMessage, channel: Channel | None) -> None:
+    # A message in a channel has that channel's type (deskpal.tickets.derived.channel_type_in).
+    if channel is not None:
+        new.channel_id, new.channel_type = channel.channel_id, channel.channel_type
 
 
 def _sender(ctx: Ctx, data: TicketMessageCreateDTO) -> SenderType:
@@ -583,7 +589,7 @@ async def create_raw(ctx: Ctx, data: TicketMessageCreateDTO) -> TicketMessageDet
         raise ValidationFailed.field("ticketID", "is required")
     _check_note(ctx, data)
     ticket = await tickets.find_visible(ctx, data.ticket_id)
-    await _check_channel(ctx, data)
+    channel = await _check_channel(ctx, data, ticket)
     for field_name, ref in (
         ("replyToMessageID", data.reply_to_message_id),
         ("forwardFromMessageID", data.forward_from_message_id),
@@ -591,7 +597,9 @@ async def create_raw(ctx: Ctx, data: TicketMessageCreateDTO) -> TicketMessageDet
         if ref is not None:
             await _linked_message(ctx, ref, field_name)
     custom = await validate_custom_fields(ctx, EntityType.TICKET_MESSAGE, data.custom_fields_data)
-    msg = await insert(ctx, ticket, _new_message(ctx, data, custom))
+    new = _new_message(ctx, data, custom)
+    _in_channel(new, channel)
+    msg = await insert(ctx, ticket, new)
     return await created_detail(ctx, msg)
 
 
@@ -602,7 +610,6 @@ async def create_new(ctx: Ctx, data: TicketMessageCreateDTO) -> TicketMessageDet
     draft carries no reply linkage.
     """
     _check_note(ctx, data)
-    channel = await _check_channel(ctx, data)
     reply_to = forward_from = None
     if data.forward_from_message_id is not None:
         forward_from = await _linked_message(ctx, data.forward_from_message_id, "forwardFromMessageID")
@@ -622,9 +629,10 @@ async def create_new(ctx: Ctx, data: TicketMessageCreateDTO) -> TicketMessageDet
 
     new = _new_message(ctx, data, custom)
     new.reply_to_message_id = reply_to_id
-    if ticket_id is not None:
-        ticket = await tickets.find_visible(ctx, ticket_id)
-    else:
+    ticket = await tickets.find_visible(ctx, ticket_id) if ticket_id is not None else None
+    channel = await _check_channel(ctx, data, ticket)
+    _in_channel(new, channel)
+    if ticket is None:
         ticket = await _new_ticket(ctx, data, channel, new)
     if new.uid is None and ticket.uid is not None:
         new.uid = ticket.uid
@@ -635,9 +643,7 @@ async def create_new(ctx: Ctx, data: TicketMessageCreateDTO) -> TicketMessageDet
 async def _new_ticket(
     ctx: Ctx, data: TicketMessageCreateDTO, channel: Channel | None, new: NewMessage
 ) -> Ticket:
-    channel_type = data.channel or (ChannelType(channel.channel_type) if channel else None)
-    if channel_type is None and ctx.actor.is_phone:
-        channel_type = ChannelType.PHONE
+    channel_type = new.channel_type  # the channel's type (phone auth: always its Phone channel)
     if channel_type is None:
         raise ValidationFailed.field("channel", "is required when the message opens a new ticket")
     text = (
@@ -653,7 +659,7 @@ async def _new_ticket(
         TicketWriteDTO(
             status=OPEN,
             subject=tickets.subject_from(text) if text.strip() else "(no subject)",
-            channel_type=channel_type.value,
+            channel_type=channel_type,
             channel_id=channel.channel_id if channel else None,
             uid=uid,
             from_number=data.from_number,
