@@ -26,6 +26,7 @@ from deskpal.customers.models import CustomerRep
 from deskpal.customfields.models import EntityType
 from deskpal.customfields.schemas import CustomFieldDefinitionDTO
 from deskpal.customfields.service import definitions_for, validate_custom_fields
+from deskpal.messages import latest
 from deskpal.messages.html import has_visible_content, html_to_text, preview_of, sanitize_html
 from deskpal.messages.models import SenderType, TicketMessage, TicketMessageTopic, TopicsStatus
 from deskpal.messages.schemas import (
@@ -245,7 +246,7 @@ async def insert(ctx: Ctx, ticket: Ticket, new: NewMessage) -> TicketMessage:
         custom_fields_data=dict(new.custom_fields_data),
     )
     await insert_now(ctx.db, msg)
-    changes = {} if msg.is_draft or msg.is_internal_note else _ticket_follows(ticket, msg, reopen=new.reopen)
+    changes = await _ticket_follows(ctx, ticket, msg, reopen=new.reopen) if latest.is_public(msg) else {}
     if new.uid and not ticket.uid:
         changes["uid"] = new.uid
     name, email, phone = _end_user_contact(new)
@@ -268,48 +269,26 @@ def _end_user_contact(new: NewMessage) -> tuple[str | None, str | None, str | No
     return name, email, phone
 
 
-def _ticket_follows(ticket: Ticket, msg: TicketMessage, *, reopen: bool = True) -> dict[str, Any]:
+async def _ticket_follows(
+    ctx: Ctx, ticket: Ticket, msg: TicketMessage, *, reopen: bool = True
+) -> dict[str, Any]:
     """A message became part of the public conversation: what changes on its ticket."""
-    changes: dict[str, Any] = {"last_message_date": msg.message_date or msg.created_at}
-    if msg.body_preview:
-        changes["preview"] = msg.body_preview
-    if msg.incoming:
-        if msg.sender_type == SenderType.END_USER.value:
-            changes["last_end_user_message_id"] = msg.message_id
-        if reopen:
-            changes["is_read"] = False
-        if reopen and ticket.is_closed:
+    changes = await latest.follow(ctx, ticket, msg)
+    if msg.incoming and reopen:
+        changes["is_read"] = False
+        if ticket.is_closed:
             # The end user wrote again: the conversation is open again.
             changes.update(closed_state(ticket, {"is_closed": False}, msg.created_at))
     return changes
 
 
 async def _refresh_ticket(ctx: Ctx, ticket_id: int) -> None:
-    """Recompute the ticket's last message fields from its public messages (after a delete)."""
+    """A message left the public conversation or changed: the ticket's last-message fields again."""
     ticket = await ctx.db.get(Ticket, ticket_id)
     if ticket is None:
         return
-    public = (
-        TicketMessage.ticket_id == ticket_id,
-        TicketMessage.is_draft == false(),
-        TicketMessage.is_internal_note == false(),
-    )
-    newest = (
-        await ctx.db.scalars(
-            select(TicketMessage)
-            .where(*public)
-            .order_by(TicketMessage.created_at.desc(), TicketMessage.message_id.desc())
-            .limit(1)
-        )
-    ).first()
-    last_end_user = await ctx.db.scalar(
-        select(func.max(TicketMessage.message_id)).where(
-            *public, TicketMessage.incoming == true(), TicketMessage.sender_type == SenderType.END_USER.value
-        )
-    )
-    ticket.last_end_user_message_id = last_end_user
-    ticket.last_message_date = (newest.message_date or newest.created_at) if newest else None
-    ticket.preview = newest.body_preview if newest else None
+    for name, value in (await latest.follow(ctx, ticket)).items():
+        setattr(ticket, name, value)
     await ctx.db.flush()
 
 
@@ -692,20 +671,24 @@ async def update_message(ctx: Ctx, message_id: int, data: TicketMessageUpdateDTO
     ):
         if name in given:
             setattr(msg, name, getattr(data, name))
+    was_public, shown = latest.is_public(msg), msg.body_preview
     if "message" in given:
         msg.message = data.message
         if msg.html_body is None:
             msg.text_body = data.message
             msg.body_preview = preview_of(data.message) if data.message else None
-    publishing = "is_draft" in given and data.is_draft is False and msg.is_draft
     if "is_draft" in given and data.is_draft is not None:
         msg.is_draft = data.is_draft
+    publishing = latest.is_public(msg) and not was_public
+    if publishing and msg.message_date is None:
+        # Published now: it joins the conversation now, after what came while it was a draft.
+        msg.message_date = utcnow()
     await ctx.db.flush()
-    if publishing and not msg.is_internal_note:
+    if publishing:
         ticket = await tickets.find_visible(ctx, msg.ticket_id)
-        await update_now(ctx.db, ticket, _ticket_follows(ticket, msg))
-    elif "is_draft" in given and data.is_draft and not msg.is_internal_note:
-        await _refresh_ticket(ctx, msg.ticket_id)
+        await update_now(ctx.db, ticket, await _ticket_follows(ctx, ticket, msg))
+    elif was_public and (not latest.is_public(msg) or msg.body_preview != shown):
+        await _refresh_ticket(ctx, msg.ticket_id)  # back to a draft, or its preview changed
     return await get_message(ctx, message_id)
 
 
@@ -713,7 +696,7 @@ async def delete_message(ctx: Ctx, message_id: int, *, storage: Storage | None =
     """Delete the message; its attachment rows and topic links go by cascade, its attachment bytes
     by a job once this commits (without a storage, the storage sweeper removes them later)."""
     msg = await get_message(ctx, message_id)
-    ticket_id = msg.ticket_id
+    ticket_id, was_public = msg.ticket_id, latest.is_public(msg)
     if storage is not None:
         await attachments.drop_message_blobs(ctx, storage, [message_id])
     await ctx.db.execute(
@@ -722,7 +705,8 @@ async def delete_message(ctx: Ctx, message_id: int, *, storage: Storage | None =
         .execution_options(synchronize_session=False)
     )
     ctx.db.expunge(msg)
-    await _refresh_ticket(ctx, ticket_id)
+    if was_public:
+        await _refresh_ticket(ctx, ticket_id)
 
 
 # --- topics ----------------------------------------------------------------------------------------
