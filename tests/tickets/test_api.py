@@ -622,6 +622,41 @@ class TestReplaceTicket:
         assert response.status_code == 400
         assert response.json()["errors"][0]["field"] == "customerRepID"
 
+    async def test_fields_the_server_also_writes_change_only_when_named(
+        self, app: object, client: httpx.AsyncClient, tenant: Tenant
+    ) -> None:
+        channel = await create_channel(client, tenant, "Chat")
+        ticket = await create_ticket(
+            client,
+            tenant.headers,
+            channelID=channel["channelID"],
+            channelType="Chat",
+            customerRepID=tenant.admin_rep_id,
+            uid="ann@example.com",
+            fromNumber="+3211111111",
+        )
+        url = f"/api/Tickets/{ticket['ticketID']}"
+        base = {"status": "Open", "subject": "s", "channelType": "Chat"}
+        assert (await client.put(url, json=base, headers=tenant.headers)).status_code == 204
+        kept = await _stored(app, tenant, ticket["ticketID"])
+        assert kept is not None
+        assert (kept.customer_rep_id, kept.channel_id, kept.uid, kept.from_number) == (
+            tenant.admin_rep_id,
+            channel["channelID"],
+            "ann@example.com",
+            "+3211111111",
+        )
+        named = {**base, "channelType": "Email", "customerRepID": None, "channelID": None, "uid": "bob"}
+        assert (await client.put(url, json=named, headers=tenant.headers)).status_code == 204
+        written = await _stored(app, tenant, ticket["ticketID"])
+        assert written is not None
+        assert (written.customer_rep_id, written.channel_id, written.uid, written.channel_type) == (
+            None,
+            None,
+            "bob",
+            "Email",
+        )
+
 
 PATCH = {"Content-Type": "application/json-patch+json"}
 STATUS_X = {"op": "replace", "path": "/status", "value": "X"}
@@ -704,6 +739,32 @@ class TestPatchTicket:
             client, phone, ticket["ticketID"], [{"op": "replace", "path": "/status", "value": "x"}]
         )
         assert response.status_code == 404
+
+    @pytest.mark.parametrize(
+        ("field", "value"), [("lastMessageDate", "2000-01-01T00:00:00Z"), ("preview", "forged")]
+    )
+    async def test_fields_kept_from_the_messages_are_not_writable(
+        self, app: object, client: httpx.AsyncClient, tenant: Tenant, field: str, value: str
+    ) -> None:
+        ticket = await create_ticket(client, tenant.headers)
+        await add_messages(app, tenant, ticket["ticketID"], "hello")
+        before = (await client.get(f"/api/Tickets/{ticket['ticketID']}", headers=tenant.headers)).json()
+        response = await self._patch(
+            client,
+            tenant.headers,
+            ticket["ticketID"],
+            [{"op": "replace", "path": f"/{field}", "value": value}],
+        )
+        assert response.status_code == 400, response.text
+        assert [e["field"] for e in response.json()["errors"]] == [field]
+        # Unchanged (a test op, or another field's change) is fine.
+        same = [
+            {"op": "test", "path": f"/{field}", "value": before[field]},
+            {"op": "replace", "path": "/subject", "value": "renamed"},
+        ]
+        ok = await self._patch(client, tenant.headers, ticket["ticketID"], same)
+        assert ok.status_code == 200, ok.text
+        assert ok.json()[field] == before[field] and ok.json()["subject"] == "renamed"
 
     async def test_viewer_cannot_patch(self, client: httpx.AsyncClient, tenant: Tenant) -> None:
         ticket = await create_ticket(client, tenant.headers)

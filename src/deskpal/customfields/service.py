@@ -67,25 +67,29 @@ async def get_definition(ctx: Ctx, definition_id: int) -> CustomFieldDefinition:
     return await get_or_404(ctx.db, CustomFieldDefinition, definition_id, what="custom field definition")
 
 
-async def _ensure_name_free(ctx: Ctx, data: CustomFieldDefinitionWriteDTO, except_id: int | None) -> None:
+async def _ensure_name_free(ctx: Ctx, name: str, entity_type: str, except_id: int | None) -> None:
     stmt = select(CustomFieldDefinition.custom_field_definition_id).where(
-        CustomFieldDefinition.name == data.name, CustomFieldDefinition.entity_type == data.entity_type.value
+        CustomFieldDefinition.name == name, CustomFieldDefinition.entity_type == entity_type
     )
     if except_id is not None:
         stmt = stmt.where(CustomFieldDefinition.custom_field_definition_id != except_id)
     if (await ctx.db.scalars(stmt)).first() is not None:
-        raise Conflict(f"a {data.entity_type} field named {data.name!r} exists", code="FIELD_NAME_TAKEN")
+        raise Conflict(f"a {entity_type} field named {name!r} exists", code="FIELD_NAME_TAKEN")
 
 
-def _apply(row: CustomFieldDefinition, data: CustomFieldDefinitionWriteDTO) -> None:
+def _apply(row: CustomFieldDefinition, data: CustomFieldDefinitionWriteDTO, *, creating: bool) -> None:
     row.name, row.label, row.required = data.name, data.label, data.required
-    row.field_type, row.entity_type, row.options = data.field_type.value, data.entity_type.value, data.options
+    row.field_type, row.options = data.field_type.value, data.options
+    if creating or "entity_type" in data.model_fields_set:
+        # A PUT that leaves entityType out keeps it: its default (Ticket) would move a message
+        # field's definition, and the values stored under it, to tickets.
+        row.entity_type = data.entity_type.value
 
 
 async def create_definition(ctx: Ctx, data: CustomFieldDefinitionWriteDTO) -> CustomFieldDefinition:
-    await _ensure_name_free(ctx, data, None)
+    await _ensure_name_free(ctx, data.name, data.entity_type.value, None)
     row = CustomFieldDefinition()
-    _apply(row, data)
+    _apply(row, data, creating=True)
     ctx.db.add(row)
     await ctx.db.flush()
     _forget_definitions(ctx)
@@ -96,8 +100,9 @@ async def update_definition(
     ctx: Ctx, definition_id: int, data: CustomFieldDefinitionWriteDTO
 ) -> CustomFieldDefinition:
     row = await get_definition(ctx, definition_id)
-    await _ensure_name_free(ctx, data, definition_id)
-    _apply(row, data)
+    entity_type = data.entity_type.value if "entity_type" in data.model_fields_set else row.entity_type
+    await _ensure_name_free(ctx, data.name, entity_type, definition_id)
+    _apply(row, data, creating=False)
     await ctx.db.flush()
     _forget_definitions(ctx)
     return row
