@@ -21,9 +21,15 @@ class TicketWriteDTO(ApiModel):
 
     status: Status
     subject: Annotated[Line, Field(min_length=1, max_length=500)]
-    channel_type: Annotated[Line, Field(min_length=1, max_length=20)]
-    customer_rep_id: DbId | None = Field(default=None, alias="customerRepID")
-    channel_id: DbId | None = Field(default=None, alias="channelID")
+    channel_type: Annotated[Line, Field(min_length=1, max_length=20)] = Field(
+        description="In a channel, the channel's type (another is 400); follows a change of channelID."
+    )
+    customer_rep_id: DbId | None = Field(
+        default=None, alias="customerRepID", description="A PUT that leaves it out keeps the assignment."
+    )
+    channel_id: DbId | None = Field(
+        default=None, alias="channelID", description="A PUT that leaves it out keeps the channel."
+    )
     end_user_id: DbId | None = Field(
         default=None, alias="endUserID", description="Links this end user (as the older page's example)."
     )
@@ -31,16 +37,22 @@ class TicketWriteDTO(ApiModel):
     escalated: bool = False
     is_spam: bool = False
     is_important: bool = False
-    is_closed: bool = False
+    is_closed: bool = Field(default=False, description="Follows status (Closed); must agree with it.")
     is_processed: bool = Field(default=True, description="Only processed tickets are listed.")
     is_read: bool = False
-    close_date: UtcDateTime | None = None
+    close_date: UtcDateTime | None = Field(
+        default=None, description="Set on closing (default now); a closed ticket keeps it; null when open."
+    )
     end_date: UtcDateTime | None = None
     follow_up_date: UtcDateTime | None = Field(
         default=None, description="A future follow-up hides the ticket from lists unless includeFollowUp."
     )
-    last_message_date: UtcDateTime | None = None
-    preview: Annotated[CleanStr | None, Field(max_length=500)] = None
+    last_message_date: UtcDateTime | None = Field(
+        default=None, description="Ignored on POST and PUT, refused by PATCH: kept from the messages."
+    )
+    preview: Annotated[CleanStr | None, Field(max_length=500)] = Field(
+        default=None, description="Ignored on POST and PUT, refused by PATCH: kept from the messages."
+    )
     summary: Annotated[CleanStr | None, Field(max_length=20000)] = None
     twilio_call_sid: Annotated[CleanStr | None, Field(max_length=64)] = Field(
         default=None, alias="twilio_CallSid"
