@@ -294,15 +294,7 @@ async def _helpdesk_message(app: FastAPI, tenant: Tenant) -> dict[str, Any]:
 
 def _session_headers(app: FastAPI, tenant: Tenant) -> dict[str, str]:
     """A login token for the tenant's admin: the helpdesk Messages API refuses API keys."""
-    from deskpal.core.security import issue_jwt
-
-    token, _ = issue_jwt(
-        app.state.settings.resolved_secret_key,
-        rep_id=tenant.admin_rep_id,
-        customer_id=tenant.customer_id,
-        ttl_seconds=600,
-    )
-    return {"Authorization": f"Bearer {token}"}
+    return {"Authorization": f"Bearer {tenant.login_token()}"}
 
 
 # The PUT body's messageID cannot match an id made later: the owner gets 400, the intruder 404.

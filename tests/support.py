@@ -37,6 +37,8 @@ class Tenant:
     api_key: str
     keys: dict[Role, str] = field(default_factory=dict)
     rep_ids: dict[Role, int] = field(default_factory=dict)
+    # Each rep's login-token key when it was made (a token names it: core/security.py).
+    token_keys: dict[int, str] = field(default_factory=dict)
 
     @property
     def headers(self) -> dict[str, str]:
@@ -61,7 +63,22 @@ class Tenant:
                 )
                 _, secret = await create_api_key(ctx, name="test", rep_id=rep.customer_rep_id)
             self.keys[role], self.rep_ids[role] = secret, rep.customer_rep_id
+            self.token_keys[rep.customer_rep_id] = rep.token_key
         return self.keys[role]
+
+    def login_token(self, rep_id: int | None = None, *, ttl_seconds: int = 600) -> str:
+        """A login token as POST /api/Auth/login issues it, for the admin or a rep of key_for."""
+        from deskpal.core.security import issue_jwt
+
+        rep_id = rep_id or self.admin_rep_id
+        token, _ = issue_jwt(
+            self.app.state.settings.resolved_secret_key,  # type: ignore[attr-defined]
+            rep_id=rep_id,
+            customer_id=self.customer_id,
+            token_key=self.token_keys[rep_id],
+            ttl_seconds=ttl_seconds,
+        )
+        return token
 
     async def headers_for(self, role: Role) -> dict[str, str]:
         return {"Authorization": f"Bearer {await self.key_for(role)}"}
@@ -74,7 +91,9 @@ async def make_tenant(app: object, name: str = "Acme") -> Tenant:
     password = "correct horse battery staple"
     async with transaction(db_of(app)) as db:
         new = await create_customer(db, name, admin_email=email, admin_password=password)
-    return Tenant(app, new.customer.customer_id, new.admin.customer_rep_id, email, password, new.api_key)
+    tenant = Tenant(app, new.customer.customer_id, new.admin.customer_rep_id, email, password, new.api_key)
+    tenant.token_keys[new.admin.customer_rep_id] = new.admin.token_key
+    return tenant
 
 
 async def run_jobs_until_idle(app: object, *, worker: Worker | None = None) -> int:

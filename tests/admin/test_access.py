@@ -36,7 +36,13 @@ TABLES = {
 
 def _forged_jwt(tenant: Tenant, *, key: str, expired: bool = False) -> str:
     exp = utcnow() + (timedelta(hours=-1) if expired else timedelta(hours=1))
-    claims = {"sub": str(tenant.admin_rep_id), "cid": tenant.customer_id, "exp": exp, "typ": "login"}
+    claims = {
+        "sub": str(tenant.admin_rep_id),
+        "cid": tenant.customer_id,
+        "key": tenant.token_keys[tenant.admin_rep_id],
+        "exp": exp,
+        "typ": "login",
+    }
     return jwt.encode(claims, key, algorithm="HS256")
 
 

@@ -34,7 +34,7 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-async def _seed(url: str) -> tuple[str, int, int]:
+async def _seed(url: str) -> tuple[str, int, int, str]:
     """A customer whose fuzzing key survives the fuzzer: spare reps and keys take the small ids
     that a fuzzer deletes or deactivates, so the admin and key it works with stay usable."""
     db = Database(url)
@@ -49,7 +49,7 @@ async def _seed(url: str) -> tuple[str, int, int]:
                 ctx, CustomerRepCreateDTO(name="fuzzer", email="fuzzer@fuzz.test", role=Role.ADMIN)
             )
             _, secret = await create_api_key(ctx, name="fuzzer", rep_id=rep.customer_rep_id)
-            return secret, rep.customer_rep_id, new.customer.customer_id
+            return secret, rep.customer_rep_id, new.customer.customer_id, rep.token_key
     finally:
         await db.dispose()
 
@@ -63,9 +63,11 @@ def server(fresh_database: str, tmp_path: Path) -> Iterator[tuple[str, str, str]
         "DESKPAL_SECRET_KEY": SECRET,
     }
     subprocess.run([str(BIN / "deskpal"), "migrate"], env=env, check=True, capture_output=True, timeout=120)
-    key, rep_id, customer_id = asyncio.run(_seed(fresh_database))
+    key, rep_id, customer_id, token_key = asyncio.run(_seed(fresh_database))
     # The second Messages API takes login tokens only (an API key is refused there).
-    login, _ = issue_jwt(SECRET, rep_id=rep_id, customer_id=customer_id, ttl_seconds=3600)
+    login, _ = issue_jwt(
+        SECRET, rep_id=rep_id, customer_id=customer_id, token_key=token_key, ttl_seconds=3600
+    )
     port = _free_port()
     log = open(tmp_path / "serve.log", "w")  # noqa: SIM115 - closed below
     proc = subprocess.Popen(

@@ -151,6 +151,7 @@ class TestCredentials:
         claims = {
             "sub": str(tenant.admin_rep_id),
             "cid": tenant.customer_id,
+            "key": tenant.token_keys[tenant.admin_rep_id],
             "typ": "login",
             "exp": utcnow() - timedelta(seconds=5),
         }
@@ -165,6 +166,7 @@ class TestCredentials:
             "another-key-" + "y" * 40,
             rep_id=tenant.admin_rep_id,
             customer_id=tenant.customer_id,
+            token_key=tenant.token_keys[tenant.admin_rep_id],
             ttl_seconds=600,
         )
         r = await probe_client.get("/api/_probe/ticket-access", headers={"Authorization": f"Bearer {token}"})

@@ -9,7 +9,6 @@ from fastapi import FastAPI
 
 from deskpal.core.context import Role
 from deskpal.core.db import transaction
-from deskpal.core.security import issue_jwt
 from deskpal.messages.models import TicketMessage
 from deskpal.tickets.models import Ticket
 from tests.support import Tenant, db_of
@@ -50,7 +49,4 @@ async def session_headers(app: FastAPI, tenant: Tenant, role: Role = Role.ADMIN)
     """A login (JWT) token for the tenant's rep of this role, as POST /api/Auth/login issues."""
     await tenant.key_for(role)
     rep_id = tenant.admin_rep_id if role is Role.ADMIN else tenant.rep_ids[role]
-    token, _ = issue_jwt(
-        app.state.settings.resolved_secret_key, rep_id=rep_id, customer_id=tenant.customer_id, ttl_seconds=600
-    )
-    return {"Authorization": f"Bearer {token}"}
+    return {"Authorization": f"Bearer {tenant.login_token(rep_id)}"}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hmac
 import logging
 from datetime import datetime, timedelta
 
@@ -82,8 +83,12 @@ def make_authenticator(settings: Settings, database: Database) -> Authenticator:
         claims = read_jwt(secret_key, token)
         if claims is None:
             raise Unauthorized("invalid or expired token")
-        rep_id, customer_id = claims
-        return _rep_actor(await _active_rep(db, rep_id, customer_id), AuthMethod.JWT)
+        rep = await _active_rep(db, claims.rep_id, claims.customer_id)
+        # The rep's current key: another rep given the same id has another one, and the rep's own
+        # key changed if a deactivation, a new password or email, or a downgrade revoked its tokens.
+        if not hmac.compare_digest(rep.token_key.encode(), claims.token_key.encode()):
+            raise Unauthorized("login token revoked; log in again")
+        return _rep_actor(rep, AuthMethod.JWT)
 
     return authenticate
 
@@ -200,6 +205,7 @@ async def login(
         settings.resolved_secret_key,
         rep_id=rep.customer_rep_id,
         customer_id=rep.customer_id,
+        token_key=rep.token_key,
         ttl_seconds=settings.jwt_ttl_seconds,
     )
     return token, expires, rep

@@ -38,6 +38,22 @@ ROLE_PERMS: dict[Role, frozenset[Perm]] = {
     Role.VIEWER: frozenset({Perm.TICKETS_READ, Perm.SETTINGS_READ, Perm.APIKEYS_OWN}),
 }
 
+# Which roles' rights each role includes: permissions and ticket visibility (tickets/visibility.py)
+# alike. Agents see every ticket restricted reps see and can do what they do; a viewer sees more
+# tickets than an agent but writes none, so neither includes the other.
+ROLE_INCLUDES: dict[Role, frozenset[Role]] = {
+    Role.ADMIN: frozenset(Role),
+    Role.AGENT: frozenset({Role.AGENT, Role.RESTRICTED}),
+    Role.RESTRICTED: frozenset({Role.RESTRICTED}),
+    Role.VIEWER: frozenset({Role.VIEWER}),
+}
+
+
+def is_downgrade(old: Role, new: Role) -> bool:
+    """True when `new` lacks some right `old` had: the rep's login tokens are then revoked."""
+    return old not in ROLE_INCLUDES[new]
+
+
 # Phone auth acts on tickets and messages of its own channel and nothing else.
 PHONE_PERMS: frozenset[Perm] = frozenset({Perm.TICKETS_READ, Perm.TICKETS_WRITE})
 

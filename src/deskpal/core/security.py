@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import secrets
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 import jwt
@@ -55,20 +56,50 @@ def digest(secret: str) -> str:
     return hashlib.sha256(secret.encode()).hexdigest()
 
 
-def issue_jwt(secret_key: str, *, rep_id: int, customer_id: int, ttl_seconds: int) -> tuple[str, datetime]:
+def new_token_key() -> str:
+    """A representative's login-token key: random, so that it names one rep for ever (ids may be
+    reused by a database that lost its sequence; a key never is), and replaced whenever that rep's
+    tokens must stop working."""
+    return secrets.token_hex(16)
+
+
+@dataclass(frozen=True, slots=True)
+class LoginClaims:
+    rep_id: int
+    customer_id: int
+    token_key: str
+
+
+def issue_jwt(
+    secret_key: str, *, rep_id: int, customer_id: int, token_key: str, ttl_seconds: int
+) -> tuple[str, datetime]:
     expires = utcnow() + timedelta(seconds=ttl_seconds)
-    claims = {"sub": str(rep_id), "cid": customer_id, "exp": expires, "iat": utcnow(), "typ": "login"}
+    claims = {
+        "sub": str(rep_id),
+        "cid": customer_id,
+        "key": token_key,
+        "exp": expires,
+        "iat": utcnow(),
+        "typ": "login",
+    }
     return jwt.encode(claims, secret_key, algorithm=JWT_ALGORITHM), expires
 
 
-def read_jwt(secret_key: str, token: str) -> tuple[int, int] | None:
-    """(rep_id, customer_id) of a valid, unexpired login token; None otherwise."""
+def read_jwt(secret_key: str, token: str) -> LoginClaims | None:
+    """The claims of a valid, unexpired login token; None otherwise.
+
+    The token is valid for its rep only while `key` is still that rep's token key (checked by the
+    authenticator, which reads the rep); a token issued before keys existed has none and is refused.
+    """
     try:
         claims = jwt.decode(
-            token, secret_key, algorithms=[JWT_ALGORITHM], options={"require": ["exp", "sub", "cid"]}
+            token,
+            secret_key,
+            algorithms=[JWT_ALGORITHM],
+            options={"require": ["exp", "sub", "cid", "key"]},
         )
-        if claims.get("typ") != "login":
+        if claims.get("typ") != "login" or not isinstance(claims["key"], str) or not claims["key"]:
             return None
-        return int(claims["sub"]), int(claims["cid"])
+        return LoginClaims(int(claims["sub"]), int(claims["cid"]), claims["key"])
     except (jwt.PyJWTError, ValueError, TypeError):
         return None

@@ -8,6 +8,7 @@ from sqlalchemy import Boolean, String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from deskpal.core.db import Base, IdType, UTCDateTime, utcnow
+from deskpal.core.security import new_token_key
 from deskpal.core.tenancy import TenantOwned
 
 
@@ -30,3 +31,7 @@ class CustomerRep(TenantOwned, Base):
     role: Mapped[str] = mapped_column(String(20), nullable=False)
     is_active: Mapped[bool] = mapped_column(Boolean, nullable=False, default=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False, default=utcnow)
+    # In every login token of this rep, and compared on each request: replaced when the rep's
+    # tokens must stop working (deactivated, new password or email, fewer rights), and random so
+    # that a token never names another rep, even one that was given the same id.
+    token_key: Mapped[str] = mapped_column(String(32), nullable=False, default=new_token_key)

@@ -10,8 +10,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from deskpal.core.context import Ctx, Role
 from deskpal.core.crud import get_or_404
 from deskpal.core.errors import Conflict
+from deskpal.core.permissions import is_downgrade
 from deskpal.core.schemas import PageParams, PageResult, paginate
-from deskpal.core.security import hash_password
+from deskpal.core.security import hash_password, new_token_key
 from deskpal.customers.models import Customer, CustomerRep
 from deskpal.customers.schemas import CustomerRepCreateDTO, CustomerRepUpdateDTO
 
@@ -103,11 +104,29 @@ async def update_rep(ctx: Ctx, rep_id: int, data: CustomerRepUpdateDTO) -> Custo
         await _guard_last_admin(ctx, rep)
     if data.email != rep.email:
         await _ensure_email_free(ctx.db, data.email, except_id=rep.customer_rep_id)
+    if _revokes_login_tokens(rep, data):
+        rep.token_key = new_token_key()
     rep.name, rep.email, rep.role, rep.is_active = data.name, data.email, data.role.value, data.is_active
     if data.password:
         rep.password_hash = hash_password(data.password)
     await ctx.db.flush()
     return rep
+
+
+def _revokes_login_tokens(rep: CustomerRep, data: CustomerRepUpdateDTO) -> bool:
+    """Whether this change ends every login token of the rep (a new token key).
+
+    A token is a session: it must not outlive deactivation, a new password (the usual answer to a
+    stolen one) or a new email (the account's identity), nor keep a session opened with more rights
+    than the rep now has. API keys are not sessions: they act with the rep's current role and
+    state on each request, and are revoked one by one (docs/decisions.md).
+    """
+    return (
+        (rep.is_active and not data.is_active)
+        or bool(data.password)
+        or data.email != rep.email
+        or is_downgrade(Role(rep.role), data.role)
+    )
 
 
 async def delete_rep(ctx: Ctx, rep_id: int) -> None:
