@@ -61,6 +61,17 @@ def utcnow() -> datetime:
 class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING_CONVENTION)
 
+    def __init_subclass__(cls, **kw: Any) -> None:
+        super().__init_subclass__(**kw)
+        table = cls.__dict__.get("__table__")
+        if table is not None:
+            # Ids are never reused: SQLite hands out the largest rowid + 1 after a delete unless the
+            # table is AUTOINCREMENT (a deleted ticket's id went to another customer's next ticket).
+            # Set here, for every table, so that none can forget it; only a single INTEGER primary
+            # key can autoincrement, and Alembic renders the option into each new create_table.
+            # PostgreSQL's sequences never go back.
+            table.dialect_kwargs["sqlite_autoincrement"] = True
+
 
 # Execution option: a SQLite read without BEGIN (see transaction()).
 AUTOCOMMIT_READ = "deskpal_autocommit_read"
