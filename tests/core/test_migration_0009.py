@@ -112,7 +112,12 @@ async def _seed(engine: AsyncEngine) -> tuple[dict[str, list[dict[str, Any]]], i
             await conn.execute(table.delete().where(key == ids[1]))
         message = metadata.tables["ticket_message"]
         first = (await conn.execute(select(message.c.message_id).order_by(message.c.message_id))).scalar()
-        await conn.execute(message.update().where(message.c.message_id == first).values(text_body="kangaroo"))
+        rep = await conn.scalar(text("SELECT max(customer_rep_id) FROM customer_rep"))
+        await conn.execute(
+            message.update()
+            .where(message.c.message_id == first)
+            .values(text_body="kangaroo", customer_rep_id=rep, created_by_rep_id=rep)
+        )
         # A message id a ticket still names (no foreign key), though the message is gone.
         held = int(await conn.scalar(text("SELECT max(message_id) FROM ticket_message")) or 0) + 50
         await conn.execute(text("UPDATE ticket SET last_end_user_message_id = :m"), {"m": held})
@@ -133,6 +138,11 @@ async def _exercise(url: str) -> None:
             metadata = await _schema(conn)
             after = await _rows(conn, metadata)
             keys = [rep.pop("token_key") for rep in after["customer_rep"]]
+            reps = {rep["customer_rep_id"]: rep["name"] for rep in after["customer_rep"]}
+            for msg in after["ticket_message"]:  # every message names its reps, filled from them
+                assert msg.pop("customer_rep_name") == reps.get(msg["customer_rep_id"])
+                assert msg.pop("created_by_rep_name") == reps.get(msg["created_by_rep_id"])
+            assert any(m["customer_rep_id"] for m in after["ticket_message"])
             assert after == before  # every row of every table, with its id
             assert all(re.fullmatch(r"[0-9a-f]{32}", k) for k in keys) and len(set(keys)) == len(keys)
             if sqlite:

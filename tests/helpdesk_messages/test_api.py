@@ -16,8 +16,8 @@ from tests.tickets.helpers import create_ticket
 
 URL = "/helpdesk/api/messages"
 MESSAGE_FIELDS = {
-    "id", "ticketId", "type", "content", "textContent", "authorId", "attachments", "ccs", "createdAt",
-    "updatedAt",
+    "id", "ticketId", "type", "content", "textContent", "authorId", "authorName", "attachments", "ccs",
+    "createdAt", "updatedAt",
 }  # fmt: skip
 
 

@@ -134,5 +134,9 @@ async def delete_rep(ctx: Ctx, rep_id: int) -> None:
     if rep.customer_rep_id == ctx.actor.rep_id:
         raise Conflict("you cannot delete yourself", code="CANNOT_DELETE_SELF")
     await _guard_last_admin(ctx, rep)
+    from deskpal.messages.authors import keep_author_names  # messages import customers' models
+
+    await keep_author_names(ctx, rep.customer_rep_id, rep.name)
+    # Its tickets go back to the unassigned queue (customer_rep_id SET NULL), its API keys with it.
     await ctx.db.delete(rep)
     await ctx.db.flush()

@@ -91,6 +91,9 @@ class HelpdeskMessageDTO(ApiModel):
     content: str
     text_content: str | None
     author_id: str | None
+    author_name: str | None = Field(
+        description="The author's name; kept when the representative is deleted (authorId is then null)."
+    )
     attachments: list[AttachmentRef]
     ccs: list[Recipient]
     created_at: datetime

@@ -221,6 +221,7 @@ def to_dto(msg: TicketMessage) -> HelpdeskMessageDTO:
         # A message written through the other API as plain text: its HTML form, escaped.
         content = html.escape(msg.text_body or msg.message or "").replace("\n", "<br>")
     author = msg.created_by_rep_id or msg.customer_rep_id
+    author_name = msg.created_by_rep_name if msg.created_by_rep_name is not None else msg.customer_rep_name
     return HelpdeskMessageDTO(
         id=str(msg.message_id),
         ticket_id=str(msg.ticket_id),
@@ -228,6 +229,7 @@ def to_dto(msg: TicketMessage) -> HelpdeskMessageDTO:
         content=content,
         text_content=msg.text_body,
         author_id=str(author) if author is not None else None,
+        author_name=author_name,
         attachments=[AttachmentRef.model_validate(a) for a in msg.attachment_refs or []],
         ccs=_recipients(msg.cc_address),
         created_at=msg.created_at,

@@ -56,6 +56,10 @@ class TicketMessage(TenantOwned, Base):
     created_by_rep_id: Mapped[int | None] = mapped_column(
         IdType, ForeignKey("customer_rep.customer_rep_id", ondelete="SET NULL"), index=True
     )
+    # Their names, written with the message and set to the rep's last name when the rep is
+    # deleted (messages/authors.py): the ids then become null, and authorship must not go with them.
+    customer_rep_name: Mapped[str | None] = mapped_column(String(200))
+    created_by_rep_name: Mapped[str | None] = mapped_column(String(200))
     channel_id: Mapped[int | None] = mapped_column(
         IdType, ForeignKey("channel.channel_id", ondelete="SET NULL"), index=True
     )

@@ -22,7 +22,6 @@ from deskpal.core.db import utcnow
 from deskpal.core.errors import Conflict, Forbidden, NotFound, Unprocessable, ValidationFailed
 from deskpal.core.schemas import PageParams, PageResult, built
 from deskpal.core.tenancy import get_now, insert_now, update_now
-from deskpal.customers.models import CustomerRep
 from deskpal.customfields.models import EntityType
 from deskpal.customfields.schemas import CustomFieldDefinitionDTO
 from deskpal.customfields.service import definitions_for, validate_custom_fields
@@ -209,6 +208,8 @@ async def insert(ctx: Ctx, ticket: Ticket, new: NewMessage) -> TicketMessage:
         sender_type=new.sender_type.value,
         customer_rep_id=ctx.actor.rep_id if is_rep else None,
         created_by_rep_id=ctx.actor.rep_id,
+        customer_rep_name=ctx.actor.name if is_rep and ctx.actor.rep_id is not None else None,
+        created_by_rep_name=ctx.actor.name if ctx.actor.rep_id is not None else None,
         channel_id=new.channel_id if new.channel_id is not None else ticket.channel_id,
         channel_type=new.channel_type or ticket.channel_type,
         is_draft=new.is_draft,
@@ -390,7 +391,8 @@ class Labels:
 def _summary_fields(msg: TicketMessage, labels: Labels | None = None) -> dict[str, Any]:
     if labels is None:
         labels = Labels(
-            customer_rep_name=msg.customer_rep.name if msg.customer_rep else None,
+            # The rep's current name while the rep exists; the kept one once it is deleted.
+            customer_rep_name=msg.customer_rep.name if msg.customer_rep else msg.customer_rep_name,
             channel_name=msg.channel.name if msg.channel else None,
         )
         topics = [topic_dto(link) for link in msg.topic_links]
@@ -470,13 +472,9 @@ async def to_detail(ctx: Ctx, msg: TicketMessage, labels: Labels | None = None) 
 
 async def created_detail(ctx: Ctx, msg: TicketMessage) -> TicketMessageDetailDTO:
     """A message this request inserted, shown without reading it back: its rep is the caller (or
-    nobody), its channel is in the session already, and it has no topics yet."""
-    rep_name = ctx.actor.name if msg.customer_rep_id is not None else None
-    if msg.customer_rep_id is not None and msg.customer_rep_id != ctx.actor.rep_id:
-        rep = await ctx.db.get(CustomerRep, msg.customer_rep_id)
-        rep_name = rep.name if rep else None
+    nobody), whose name it carries, its channel is in the session already, and it has no topics yet."""
     channel = await ctx.db.get(Channel, msg.channel_id) if msg.channel_id is not None else None
-    labels = Labels(customer_rep_name=rep_name, channel_name=channel.name if channel else None)
+    labels = Labels(customer_rep_name=msg.customer_rep_name, channel_name=channel.name if channel else None)
     return await to_detail(ctx, msg, labels)
 
 

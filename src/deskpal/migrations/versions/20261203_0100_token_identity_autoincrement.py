@@ -1,4 +1,5 @@
-"""token identity and ids never reused: a per-rep login-token key; SQLite tables AUTOINCREMENT
+"""token identity, ids never reused, authors kept: a per-rep login-token key; SQLite tables
+AUTOINCREMENT; the names of a message's reps
 
 customer_rep.token_key is in every login token and compared on each request; a random value per
 existing rep. Tokens issued before this revision carry no key and are refused: their reps log in
@@ -15,15 +16,19 @@ counting ids other tables still hold without a foreign key. A top id deleted bef
 is not known anywhere and can be handed out once more. PostgreSQL's sequences never go back and
 are unchanged.
 
+ticket_message.customer_rep_name and created_by_rep_name keep who wrote a message when the rep is
+deleted (its ids are then nulled); filled here from the reps that still exist.
+
 Revision ID: 0009
 Revises: 0008
 Create Date: 2026-12-03 01:00:00
 """
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import sqlalchemy as sa
 from alembic import op
+from alembic.operations import BatchOperations
 
 revision: str = "0009"
 down_revision: str | None = "0008"
@@ -73,9 +78,11 @@ def _sqlite_foreign_keys_off() -> None:
         raise RuntimeError("migration 0009 rebuilds tables and needs PRAGMA foreign_keys=OFF")
 
 
-def _sqlite_rebuild(*, autoincrement: bool, token_key: str) -> None:
-    """Every table of _GENERATED_IDS copied with AUTOINCREMENT on or off; token_key "not null"
-    (upgrade: filled just before) or "drop" (downgrade) on customer_rep."""
+BatchChange = Callable[[BatchOperations], None]
+
+
+def _sqlite_rebuild(*, autoincrement: bool, changes: dict[str, BatchChange]) -> None:
+    """Every table of _GENERATED_IDS copied with AUTOINCREMENT on or off, and with `changes`."""
     bind = op.get_bind()
     _sqlite_foreign_keys_off()
     names = ", ".join(f"'{t}'" for t in _GENERATED_IDS)
@@ -90,10 +97,8 @@ def _sqlite_rebuild(*, autoincrement: bool, token_key: str) -> None:
         with op.batch_alter_table(
             table, recreate="always", table_kwargs={"sqlite_autoincrement": autoincrement}
         ) as batch_op:
-            if table == "customer_rep" and token_key == "not null":
-                batch_op.alter_column("token_key", existing_type=sa.String(length=32), nullable=False)
-            elif table == "customer_rep":
-                batch_op.drop_column("token_key")
+            if table in changes:
+                changes[table](batch_op)
     for _, sql in triggers:
         op.execute(sql)
     if autoincrement:
@@ -115,19 +120,54 @@ def _seed_sequences() -> None:
             op.execute(f"INSERT INTO sqlite_sequence (name, seq) VALUES ('{table}', {int(top)})")
 
 
+_AUTHOR_NAMES = ("customer_rep_name", "created_by_rep_name")
+# One statement, so that PostgreSQL writes each message row once.
+_FILL_AUTHOR_NAMES = (
+    "UPDATE ticket_message SET "
+    "customer_rep_name = (SELECT name FROM customer_rep r WHERE r.customer_rep_id = "
+    "ticket_message.customer_rep_id), "
+    "created_by_rep_name = (SELECT name FROM customer_rep r WHERE r.customer_rep_id = "
+    "ticket_message.created_by_rep_id) "
+    "WHERE customer_rep_id IS NOT NULL OR created_by_rep_id IS NOT NULL"
+)
+
+
+def _token_key_not_null(batch_op: BatchOperations) -> None:
+    batch_op.alter_column("token_key", existing_type=sa.String(length=32), nullable=False)
+
+
+def _drop_token_key(batch_op: BatchOperations) -> None:
+    batch_op.drop_column("token_key")
+
+
+def _drop_author_names(batch_op: BatchOperations) -> None:
+    for name in _AUTHOR_NAMES:
+        batch_op.drop_column(name)
+
+
 def upgrade() -> None:
     dialect = op.get_bind().dialect.name
     with op.batch_alter_table("customer_rep", schema=None) as batch_op:
         batch_op.add_column(sa.Column("token_key", sa.String(length=32), nullable=True))
     op.execute(f"UPDATE customer_rep SET token_key = {_RANDOM_KEY[dialect]}")
+    with op.batch_alter_table("ticket_message", schema=None) as batch_op:
+        for name in _AUTHOR_NAMES:
+            batch_op.add_column(sa.Column(name, sa.String(length=200), nullable=True))
+    op.execute(_FILL_AUTHOR_NAMES)
     if dialect == "sqlite":
-        _sqlite_rebuild(autoincrement=True, token_key="not null")
+        _sqlite_rebuild(autoincrement=True, changes={"customer_rep": _token_key_not_null})
     else:
         op.alter_column("customer_rep", "token_key", existing_type=sa.String(length=32), nullable=False)
 
 
 def downgrade() -> None:
     if op.get_bind().dialect.name == "sqlite":
-        _sqlite_rebuild(autoincrement=False, token_key="drop")
+        changes: dict[str, BatchChange] = {
+            "customer_rep": _drop_token_key,
+            "ticket_message": _drop_author_names,
+        }
+        _sqlite_rebuild(autoincrement=False, changes=changes)
     else:
         op.drop_column("customer_rep", "token_key")
+        for name in _AUTHOR_NAMES:
+            op.drop_column("ticket_message", name)
