@@ -10,17 +10,17 @@ import httpx
 import jwt
 import pytest
 from fastapi import APIRouter, FastAPI
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from deskpal.app import create_app
 from deskpal.channels.models import ChannelType
 from deskpal.channels.schemas import ChannelCreateDTO
 from deskpal.channels.service import create_channel
 from deskpal.config import Settings
-from deskpal.core.context import Ctx, Role
+from deskpal.core.context import ActorKind, Ctx, Role
 from deskpal.core.db import utcnow
 from deskpal.core.permissions import (
     Perm,
+    PublicUnit,
     public,
     ticket_access,
     ticket_access_or_phone_auth,
@@ -65,8 +65,8 @@ async def create_from_phone(ctx: Annotated[Ctx, ticket_create_from_phone()]) -> 
 
 
 @probe.get("/public")
-async def anonymous(db: Annotated[AsyncSession, public(write=False)]) -> dict[str, object]:
-    return {"kind": "anonymous", "tenantBound": "customer_id" in db.info}
+async def anonymous(unit: Annotated[PublicUnit, public(ActorKind.VISITOR, write=False)]) -> dict[str, object]:
+    return {"kind": "anonymous", "tenantBound": "customer_id" in unit.db.info}
 
 
 CALLERS = ["admin", "agent", "restricted", "viewer", "phone", "none", "bad"]

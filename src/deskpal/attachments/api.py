@@ -7,14 +7,13 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Request, Response
 from fastapi.responses import StreamingResponse
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from deskpal.attachments import service
 from deskpal.attachments.schemas import TicketMessageAttachmentDTO
 from deskpal.auth.owners import customer_of_attachment_token
-from deskpal.core.context import Ctx
+from deskpal.core.context import ActorKind, Ctx
 from deskpal.core.errors import NotFound
-from deskpal.core.permissions import Perm, public, ticket_access, write_unit
+from deskpal.core.permissions import Perm, PublicUnit, public, ticket_access, write_unit
 from deskpal.core.schemas import IdPath
 from deskpal.storage import Storage
 from deskpal.storage.base import dropped_unless_recorded, too_large
@@ -104,7 +103,7 @@ async def delete_attachment(ctx: Write, request: Request, id: IdPath, attachment
 )
 async def download_file(
     request: Request,
-    db: Annotated[AsyncSession, public(write=False)],
+    unit: Annotated[PublicUnit, public(ActorKind.LINK, write=False)],
     access_token: Annotated[str, Path(alias="accessToken", max_length=64)],
 ) -> Response:
     """The bytes of an attachment; HEAD, Range (206/416), ETag with If-None-Match (304), If-Match
@@ -114,10 +113,10 @@ async def download_file(
         token = str(uuid.UUID(access_token))
     except ValueError:
         raise NotFound("no such file") from None  # as the reference's {accessToken:guid} route does
-    customer_id = await customer_of_attachment_token(db, token)
+    customer_id = await customer_of_attachment_token(unit.db, token)
     if customer_id is None:
         raise NotFound("no such file")
-    row = await service.find_by_token(Ctx.system(db, customer_id), token)
+    row = await service.find_by_token(unit.bind(customer_id), token)
     if row is None:
         raise NotFound("no such file")
     return await blob_response(

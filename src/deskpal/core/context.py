@@ -23,15 +23,23 @@ class Role(CaseInsensitiveEnum):
 
 
 class ActorKind(enum.StrEnum):
+    """Who acts. Each kind gets only what it needs (core/permissions.py, tickets/visibility.py)."""
+
     REP = "rep"  # a customer representative, by API key or login token
     PHONE = "phone"  # a Phone channel's phoneAuthToken, bound to that channel
-    SYSTEM = "system"  # the worker or the command line
+    VISITOR = "visitor"  # an anonymous chat visitor, through one Chat channel's public token
+    WEBHOOK = "webhook"  # a network calling back on one channel, its signature checked
+    LINK = "link"  # the holder of a file's unguessable access token: that file, nothing else
+    WORKER = "worker"  # a background job, for the customer whose job it is
+    SYSTEM = "system"  # the command line and provisioning: everything of one customer
 
 
 class AuthMethod(enum.StrEnum):
     API_KEY = "apikey"
     JWT = "jwt"
     PHONE = "phone"
+    PUBLIC_TOKEN = "public-token"  # a chat channel's token, a file's access token
+    SIGNATURE = "signature"  # a webhook's signed request
     SYSTEM = "system"
 
 
@@ -48,11 +56,29 @@ class Actor:
 
     @property
     def is_admin(self) -> bool:
-        return self.kind is ActorKind.SYSTEM or self.role is Role.ADMIN
+        """Every right over the customer's data: an admin rep, the command line and the worker."""
+        return self.kind in _FULL_ACCESS or self.role is Role.ADMIN
+
+    @property
+    def is_anonymous(self) -> bool:
+        """Acting through a public credential (a channel's public token, a file link)."""
+        return self.kind in _ANONYMOUS
 
     @property
     def is_phone(self) -> bool:
         return self.kind is ActorKind.PHONE
+
+
+_FULL_ACCESS = frozenset({ActorKind.SYSTEM, ActorKind.WORKER})
+_ANONYMOUS = frozenset({ActorKind.VISITOR, ActorKind.WEBHOOK, ActorKind.LINK})
+# What authenticates each kind; a public route's dependency names the kind it may bind.
+METHOD_OF_KIND = {
+    ActorKind.VISITOR: AuthMethod.PUBLIC_TOKEN,
+    ActorKind.WEBHOOK: AuthMethod.SIGNATURE,
+    ActorKind.LINK: AuthMethod.PUBLIC_TOKEN,
+    ActorKind.WORKER: AuthMethod.SYSTEM,
+    ActorKind.SYSTEM: AuthMethod.SYSTEM,
+}
 
 
 @dataclass(slots=True)
@@ -66,8 +92,27 @@ class Ctx:
 
     @classmethod
     def system(cls, db: AsyncSession, customer_id: int) -> Ctx:
+        """The command line and provisioning (creating a customer, the demo)."""
+        return cls.acting(db, customer_id, ActorKind.SYSTEM)
+
+    @classmethod
+    def worker(cls, db: AsyncSession, customer_id: int) -> Ctx:
+        """A background job of this customer."""
+        return cls.acting(db, customer_id, ActorKind.WORKER)
+
+    @classmethod
+    def acting(
+        cls, db: AsyncSession, customer_id: int, kind: ActorKind, *, channel_id: int | None = None
+    ) -> Ctx:
+        """A context for a kind that no credential of a representative stands behind, bound to
+        its customer (and, for visitors and webhooks, to the one channel they came through)."""
+        if kind in {ActorKind.REP, ActorKind.PHONE}:
+            raise ValueError(f"{kind} actors come from their credentials, not from acting()")
+        if (kind in {ActorKind.VISITOR, ActorKind.WEBHOOK}) != (channel_id is not None):
+            raise ValueError(f"a {kind} actor acts through exactly one channel")
         db.info["customer_id"] = customer_id
-        return cls(db=db, actor=Actor(customer_id, ActorKind.SYSTEM, AuthMethod.SYSTEM, name="system"))
+        actor = Actor(customer_id, kind, METHOD_OF_KIND[kind], name=kind.value, channel_id=channel_id)
+        return cls(db=db, actor=actor)
 
     async def enqueue(
         self,

@@ -190,7 +190,7 @@ class Worker:
                 raise LookupError(f"no handler for job kind {row.kind!r}")
             payload = job_type.payload.model_validate(row.payload)
             async with transaction(self.db, customer_id=row.customer_id) as session:
-                await job_type.handler(Ctx.system(session, row.customer_id), payload)
+                await job_type.handler(Ctx.worker(session, row.customer_id), payload)
         except Exception as exc:
             error = "".join(traceback.format_exception_only(exc)).strip()[:4000]
             log.warning("job %s (%s) attempt %s failed: %s", row.job_id, row.kind, row.attempts, error)

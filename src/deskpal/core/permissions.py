@@ -5,12 +5,13 @@ from __future__ import annotations
 import enum
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from typing import Any
 
 from fastapi import Depends, Request
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from deskpal.core.context import Actor, Ctx, Role
+from deskpal.core.context import Actor, ActorKind, Ctx, Role
 from deskpal.core.db import Database, transaction
 from deskpal.core.errors import Forbidden
 
@@ -125,12 +126,34 @@ def ticket_create_from_phone() -> Any:
     return require(Perm.TICKETS_WRITE, Policy.TICKET_CREATE_FROM_PHONE)
 
 
-def public(*, write: bool = True) -> Any:
-    """No credentials; the handler binds a tenant itself from what it is given (a channel token)."""
+@dataclass(slots=True)
+class PublicUnit:
+    """A public route's transaction before it knows its customer: the handler finds the customer
+    from what it was given (a channel's token, a file's token) and binds it, as the one actor kind
+    its route declares; it cannot act as anyone else."""
 
-    async def dependency(request: Request) -> AsyncIterator[AsyncSession]:
+    db: AsyncSession
+    kind: ActorKind
+    request: Request
+
+    def bind(self, customer_id: int, *, channel_id: int | None = None) -> Ctx:
+        ctx = Ctx.acting(self.db, customer_id, self.kind, channel_id=channel_id)
+        self.request.state.actor = ctx.actor
+        return ctx
+
+
+PUBLIC_KINDS = frozenset({ActorKind.VISITOR, ActorKind.WEBHOOK, ActorKind.LINK})
+
+
+def public(kind: ActorKind, *, write: bool = True) -> Any:
+    """No representative's credentials: the handler binds a tenant itself (PublicUnit.bind)."""
+    if kind not in PUBLIC_KINDS:
+        raise ValueError(f"a public route acts as a visitor, a webhook or a link, not {kind}")
+
+    async def dependency(request: Request) -> AsyncIterator[PublicUnit]:
         async with transaction(request.app.state.db, write=write) as session:
-            yield session
+            yield PublicUnit(session, kind, request)
 
     dependency.deskpal_public = True  # type: ignore[attr-defined]
+    dependency.deskpal_public_kind = kind  # type: ignore[attr-defined]
     return Depends(dependency, scope="function")

@@ -7,15 +7,15 @@ from urllib.parse import urlsplit
 
 from fastapi import APIRouter, Body, Depends, Path, Query, Request, Response
 from fastapi.responses import StreamingResponse
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from deskpal.auth.service import find_channel_by_public_token
 from deskpal.channels.models import ChannelType
 from deskpal.core import ratelimit
-from deskpal.core.context import Ctx
+from deskpal.core.context import ActorKind, Ctx
 from deskpal.core.errors import DeskpalError, Forbidden
 from deskpal.core.permissions import (
     Perm,
+    PublicUnit,
     public,
     ticket_access,
     ticket_access_or_phone_auth,
@@ -220,17 +220,17 @@ def _origin_host(request: Request) -> str | None:
 async def create_chat_ticket(
     request: Request,
     _limited: Annotated[None, Depends(chat_rate_limit)],
-    db: Annotated[AsyncSession, public()],
+    unit: Annotated[PublicUnit, public(ActorKind.VISITOR)],
     body: ChatTicketCreateDTO,
 ) -> ChatTicketCreatedDTO:
     """Anonymous: the Chat channel's token, from a page on one of the channel's allowed hostnames."""
-    channel = await find_channel_by_public_token(db, body.token)
+    channel = await find_channel_by_public_token(unit.db, body.token)
     if channel is None or channel.channel_type != ChannelType.CHAT.value:
         raise Forbidden("unknown chat channel token", code="CHAT_CHANNEL_REFUSED")
     if not service.hostname_allowed(_origin_host(request), channel.allowed_hostnames):
         raise Forbidden("this page's host may not open chats on the channel", code="CHAT_ORIGIN_REFUSED")
-    # Anonymous callers act through the channel: its customer is bound, as the worker binds one.
-    ctx = Ctx.system(db, channel.customer_id)
+    # The visitor acts through the channel: its customer is bound, and only its tickets are seen.
+    ctx = unit.bind(channel.customer_id, channel_id=channel.channel_id)
     ticket = await service.create_chat_ticket(ctx, channel, body)
     return ChatTicketCreatedDTO(ticket_id=ticket.ticket_id, token=ticket.token)
 

@@ -8,7 +8,7 @@ from typing import Any
 from sqlalchemy import ColumnElement, bindparam, false, or_, true
 from sqlalchemy.sql.elements import BindParameter
 
-from deskpal.core.context import Actor, Role
+from deskpal.core.context import Actor, ActorKind, Role
 from deskpal.tickets.models import Ticket
 
 
@@ -22,14 +22,18 @@ class Seen(enum.Enum):
     NOTHING = "nothing"
 
 
+_CHANNEL_BOUND = frozenset({ActorKind.PHONE, ActorKind.VISITOR, ActorKind.WEBHOOK})
+
+
 def seen_by(actor: Actor) -> tuple[Seen, dict[str, Any]]:
     """The tickets this actor may see; list, get, update, delete, bulk and assign all use it.
 
-    Admins, the system and viewers see every ticket of the customer (viewers cannot write: their
-    role lacks tickets:write). Agents see tickets assigned to them or to nobody; restricted reps
-    only tickets assigned to them; phone auth only tickets of its own channel.
+    Admins, the command line, the worker and viewers see every ticket of the customer (viewers
+    cannot write: their role lacks tickets:write). Agents see tickets assigned to them or to
+    nobody; restricted reps only tickets assigned to them; phone auth, chat visitors and webhooks
+    only tickets of their own channel; a file link no ticket.
     """
-    if actor.is_phone:
+    if actor.kind in _CHANNEL_BOUND:
         if actor.channel_id is None:
             return Seen.NOTHING, {}
         return Seen.CHANNEL, {"actor_channel_id": actor.channel_id}
