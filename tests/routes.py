@@ -52,5 +52,19 @@ def policy_of(route: APIRoute) -> tuple[Any, Any] | None:
     return None
 
 
+def public_reason(route: APIRoute) -> str | None:
+    """Why the route takes no credentials (public() or credential_free()), else None."""
+    for call in dependency_calls(route):
+        reason = getattr(call, "deskpal_public", None)
+        if reason:
+            return str(reason)
+    return None
+
+
 def is_public(route: APIRoute) -> bool:
-    return any(getattr(call, "deskpal_public", False) for call in dependency_calls(route))
+    return public_reason(route) is not None
+
+
+def public_routes(app: FastAPI) -> dict[tuple[str, str], str]:
+    """(method, path) -> the reason each public route gives, as the routes declare it."""
+    return {(i.method, i.path): r for i in iter_api_routes(app) if (r := public_reason(i.route))}

@@ -25,7 +25,7 @@ from deskpal.core.jobs import Worker
 from deskpal.core.strict_requests import strict_request
 from deskpal.job_types import register_all
 from deskpal.openapi import install_openapi
-from deskpal.routes import ROUTERS
+from deskpal.routes import routers
 from deskpal.storage import build_storage
 
 log = logging.getLogger("deskpal")
@@ -151,7 +151,7 @@ def create_app(settings: Settings | None = None, *, run_worker: bool | None = No
             return JSONResponse({"status": "unavailable"}, status_code=503)
         return JSONResponse({"status": "ok"})
 
-    for router in ROUTERS:
+    for router in routers():
         app.include_router(router)
     app.add_middleware(CaseInsensitivePaths, segments=_literal_segments(app))
     return app

@@ -5,9 +5,8 @@ from __future__ import annotations
 import httpx
 from fastapi import FastAPI
 
-from deskpal.routes import PUBLIC_ROUTES
 from tests.cross_tenant import REGISTRY
-from tests.routes import iter_api_routes
+from tests.routes import is_public, iter_api_routes
 from tests.support import Tenant
 
 
@@ -17,7 +16,7 @@ def _id_routes(app: FastAPI) -> list[tuple[str, str]]:
         for info in iter_api_routes(app)
         if "{" in info.path
         and info.path.lower().startswith(("/api/", "/helpdesk/api/"))
-        and (info.method, info.path) not in PUBLIC_ROUTES
+        and not is_public(info.route)
     )
 
 

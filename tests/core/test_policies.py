@@ -65,7 +65,11 @@ async def create_from_phone(ctx: Annotated[Ctx, ticket_create_from_phone()]) -> 
 
 
 @probe.get("/public")
-async def anonymous(unit: Annotated[PublicUnit, public(ActorKind.VISITOR, write=False)]) -> dict[str, object]:
+async def anonymous(
+    unit: Annotated[
+        PublicUnit, public(ActorKind.VISITOR, write=False, reason="a probe of the public dependency")
+    ],
+) -> dict[str, object]:
     return {"kind": "anonymous", "tenantBound": "customer_id" in unit.db.info}
 
 

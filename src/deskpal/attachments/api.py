@@ -14,14 +14,15 @@ from deskpal.auth.owners import customer_of_attachment_token
 from deskpal.core.context import ActorKind, Ctx
 from deskpal.core.errors import NotFound
 from deskpal.core.permissions import Perm, PublicUnit, public, ticket_access, write_unit
+from deskpal.core.routing import mount
 from deskpal.core.schemas import IdPath
 from deskpal.storage import Storage
 from deskpal.storage.base import dropped_unless_recorded, too_large
 from deskpal.storage.http import blob_response, non_empty
 from deskpal.storage.multipart import MAX_OTHER_BYTES, stream_file
 
-router = APIRouter(prefix="/api/TicketMessages", tags=["TicketMessages"])
-files_router = APIRouter(prefix="/api/File", tags=["File"])
+router = mount(APIRouter(prefix="/api/TicketMessages", tags=["TicketMessages"]), rank=30)
+files_router = mount(APIRouter(prefix="/api/File", tags=["File"]), rank=60)
 
 Read = Annotated[Ctx, ticket_access()]
 Write = Annotated[Ctx, ticket_access(Perm.TICKETS_WRITE)]
@@ -103,7 +104,15 @@ async def delete_attachment(ctx: Write, request: Request, id: IdPath, attachment
 )
 async def download_file(
     request: Request,
-    unit: Annotated[PublicUnit, public(ActorKind.LINK, write=False)],
+    unit: Annotated[
+        PublicUnit,
+        public(
+            ActorKind.LINK,
+            write=False,
+            reason="attachment bytes for links in mail and chat (the reference marks it public): the "
+            "random uuid accessToken is the credential; wrong or deleted tokens are 404",
+        ),
+    ],
     access_token: Annotated[str, Path(alias="accessToken", max_length=64)],
 ) -> Response:
     """The bytes of an attachment; HEAD, Range (206/416), ETag with If-None-Match (304), If-Match

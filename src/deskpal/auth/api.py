@@ -16,10 +16,11 @@ from deskpal.auth.schemas import (
     LoginResultDTO,
 )
 from deskpal.core.context import Ctx
-from deskpal.core.permissions import Perm, require
+from deskpal.core.permissions import Perm, credential_free, require
+from deskpal.core.routing import mount
 from deskpal.core.schemas import IdPath, Page, PageParams, page_params, to_page
 
-router = APIRouter(tags=["Auth"])
+router = mount(APIRouter(tags=["Auth"]), rank=80)
 
 Keys = Annotated[Ctx, require(Perm.APIKEYS_OWN)]
 
@@ -28,7 +29,11 @@ def client_address(request: Request) -> str:
     return request.client.host if request.client else "unknown"
 
 
-@router.post("/api/Auth/login", response_model=LoginResultDTO)
+@router.post(
+    "/api/Auth/login",
+    response_model=LoginResultDTO,
+    dependencies=[credential_free("exchanges email and password for a token; rate-limited")],
+)
 async def login(request: Request, body: LoginDTO) -> LoginResultDTO:
     token, expires, rep = await service.login(
         request.app.state.db,

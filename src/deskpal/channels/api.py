@@ -17,9 +17,10 @@ from deskpal.channels.schemas import (
 )
 from deskpal.core.context import Ctx
 from deskpal.core.permissions import Perm, require
+from deskpal.core.routing import mount
 from deskpal.core.schemas import IdPath, Page, PageParams, page_params, to_page
 
-router = APIRouter(prefix="/api/Channels", tags=["Channels"])
+router = mount(APIRouter(prefix="/api/Channels", tags=["Channels"]), rank=90)
 
 Read = Annotated[Ctx, require(Perm.SETTINGS_READ)]
 Write = Annotated[Ctx, require(Perm.SETTINGS_WRITE)]

@@ -145,15 +145,28 @@ class PublicUnit:
 PUBLIC_KINDS = frozenset({ActorKind.VISITOR, ActorKind.WEBHOOK, ActorKind.LINK})
 
 
-def public(kind: ActorKind, *, write: bool = True) -> Any:
-    """No representative's credentials: the handler binds a tenant itself (PublicUnit.bind)."""
+def public(kind: ActorKind, *, reason: str, write: bool = True) -> Any:
+    """No representative's credentials: the handler binds a tenant itself (PublicUnit.bind).
+    `reason` says why the route needs none; it is what a review of the public surface reads."""
     if kind not in PUBLIC_KINDS:
         raise ValueError(f"a public route acts as a visitor, a webhook or a link, not {kind}")
+    if len(reason) < 20:
+        raise ValueError("a public route says why it takes no credentials")
 
     async def dependency(request: Request) -> AsyncIterator[PublicUnit]:
         async with transaction(request.app.state.db, write=write) as session:
             yield PublicUnit(session, kind, request)
 
-    dependency.deskpal_public = True  # type: ignore[attr-defined]
+    dependency.deskpal_public = reason  # type: ignore[attr-defined]
     dependency.deskpal_public_kind = kind  # type: ignore[attr-defined]
     return Depends(dependency, scope="function")
+
+
+def credential_free(reason: str) -> Any:
+    """A route that acts for nobody yet (login exchanges credentials for a token), with its reason."""
+
+    async def dependency() -> None:
+        return None
+
+    dependency.deskpal_public = reason  # type: ignore[attr-defined]
+    return Depends(dependency)

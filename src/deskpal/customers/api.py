@@ -8,11 +8,12 @@ from fastapi import APIRouter, Depends, Response
 
 from deskpal.core.context import Ctx
 from deskpal.core.permissions import Perm, require
+from deskpal.core.routing import mount
 from deskpal.core.schemas import IdPath, Page, PageParams, page_params, to_page
 from deskpal.customers import service
 from deskpal.customers.schemas import CustomerRepCreateDTO, CustomerRepDTO, CustomerRepUpdateDTO
 
-router = APIRouter(prefix="/api/CustomerReps", tags=["CustomerReps"])
+router = mount(APIRouter(prefix="/api/CustomerReps", tags=["CustomerReps"]), rank=110)
 
 Read = Annotated[Ctx, require(Perm.SETTINGS_READ)]
 Write = Annotated[Ctx, require(Perm.SETTINGS_WRITE)]

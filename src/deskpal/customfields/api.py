@@ -8,12 +8,13 @@ from fastapi import APIRouter, Depends, Query, Response
 
 from deskpal.core.context import Ctx
 from deskpal.core.permissions import Perm, require
+from deskpal.core.routing import mount
 from deskpal.core.schemas import IdPath, Page, PageParams, page_params, to_page
 from deskpal.customfields import service
 from deskpal.customfields.models import EntityType
 from deskpal.customfields.schemas import CustomFieldDefinitionDTO, CustomFieldDefinitionWriteDTO
 
-router = APIRouter(prefix="/api/CustomFieldDefinitions", tags=["CustomFieldDefinitions"])
+router = mount(APIRouter(prefix="/api/CustomFieldDefinitions", tags=["CustomFieldDefinitions"]), rank=120)
 
 Read = Annotated[Ctx, require(Perm.SETTINGS_READ)]
 Write = Annotated[Ctx, require(Perm.SETTINGS_WRITE)]

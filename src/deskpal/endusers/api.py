@@ -8,11 +8,12 @@ from fastapi import APIRouter, Depends, Query, Response
 
 from deskpal.core.context import Ctx
 from deskpal.core.permissions import Perm, require
+from deskpal.core.routing import mount
 from deskpal.core.schemas import CleanStr, IdPath, Page, PageParams, page_params, to_page
 from deskpal.endusers import service
 from deskpal.endusers.schemas import EndUserDTO, EndUserWriteDTO
 
-router = APIRouter(prefix="/api/EndUsers", tags=["EndUsers"])
+router = mount(APIRouter(prefix="/api/EndUsers", tags=["EndUsers"]), rank=70)
 
 Read = Annotated[Ctx, require(Perm.SETTINGS_READ)]
 Write = Annotated[Ctx, require(Perm.SETTINGS_WRITE)]

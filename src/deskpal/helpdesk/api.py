@@ -8,6 +8,7 @@ from fastapi import APIRouter, Depends, Path, Query, Request
 
 from deskpal.core.context import Ctx
 from deskpal.core.permissions import Perm, ticket_access
+from deskpal.core.routing import mount
 from deskpal.core.schemas import PageParams
 from deskpal.core.security import API_KEY_PREFIX, PHONE_TOKEN_PREFIX
 from deskpal.helpdesk import service
@@ -24,8 +25,13 @@ async def session_tokens_only(request: Request) -> None:
         )
 
 
-router = APIRouter(
-    prefix="/helpdesk/api/messages", tags=["Helpdesk Messages"], dependencies=[Depends(session_tokens_only)]
+router = mount(
+    APIRouter(
+        prefix="/helpdesk/api/messages",
+        tags=["Helpdesk Messages"],
+        dependencies=[Depends(session_tokens_only)],
+    ),
+    rank=50,
 )
 
 Read = Annotated[Ctx, ticket_access()]

@@ -9,11 +9,12 @@ from fastapi import APIRouter, Depends, Query
 from deskpal.core.context import Ctx
 from deskpal.core.jobs import JobStatus
 from deskpal.core.permissions import Perm, require
+from deskpal.core.routing import mount
 from deskpal.core.schemas import IdPath, Page, PageParams, page_params, to_page
 from deskpal.jobs import service
 from deskpal.jobs.schemas import JobDTO
 
-router = APIRouter(prefix="/api/Jobs", tags=["Jobs"])
+router = mount(APIRouter(prefix="/api/Jobs", tags=["Jobs"]), rank=130)
 
 Admin = Annotated[Ctx, require(Perm.JOBS_ADMIN)]
 

@@ -13,6 +13,7 @@ from deskpal.core.permissions import (
     ticket_access_or_phone_auth,
     ticket_create_from_phone,
 )
+from deskpal.core.routing import mount
 from deskpal.core.schemas import MAX_ID, IdPath, Page, PageParams, page_params, to_page
 from deskpal.messages import service
 from deskpal.messages.schemas import (
@@ -28,8 +29,8 @@ from deskpal.messages.schemas import (
 )
 from deskpal.storage import Storage
 
-router = APIRouter(prefix="/api/TicketMessages", tags=["TicketMessages"])
-topics_router = APIRouter(prefix="/api/TicketMessageTopics", tags=["TicketMessageTopics"])
+router = mount(APIRouter(prefix="/api/TicketMessages", tags=["TicketMessages"]), rank=20)
+topics_router = mount(APIRouter(prefix="/api/TicketMessageTopics", tags=["TicketMessageTopics"]), rank=40)
 
 
 def storage_of(request: Request) -> Storage:

@@ -22,6 +22,7 @@ from deskpal.core.permissions import (
     ticket_create_from_phone,
     write_unit,
 )
+from deskpal.core.routing import mount
 from deskpal.core.schemas import (
     MAX_ID,
     CleanStr,
@@ -49,7 +50,7 @@ from deskpal.tickets.schemas import (
     TicketWriteDTO,
 )
 
-router = APIRouter(prefix="/api/Tickets", tags=["Tickets"])
+router = mount(APIRouter(prefix="/api/Tickets", tags=["Tickets"]), rank=10)
 
 Read = Annotated[Ctx, ticket_access()]
 Write = Annotated[Ctx, ticket_access(Perm.TICKETS_WRITE)]
@@ -220,7 +221,14 @@ def _origin_host(request: Request) -> str | None:
 async def create_chat_ticket(
     request: Request,
     _limited: Annotated[None, Depends(chat_rate_limit)],
-    unit: Annotated[PublicUnit, public(ActorKind.VISITOR)],
+    unit: Annotated[
+        PublicUnit,
+        public(
+            ActorKind.VISITOR,
+            reason="the anonymous chat widget opens a ticket: the Chat channel's token plus an allowed "
+            "Origin/Referer host; rate-limited per address",
+        ),
+    ],
     body: ChatTicketCreateDTO,
 ) -> ChatTicketCreatedDTO:
     """Anonymous: the Chat channel's token, from a page on one of the channel's allowed hostnames."""

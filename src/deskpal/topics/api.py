@@ -8,11 +8,12 @@ from fastapi import APIRouter, Depends, Response
 
 from deskpal.core.context import Ctx
 from deskpal.core.permissions import Perm, require
+from deskpal.core.routing import mount
 from deskpal.core.schemas import IdPath, Page, PageParams, page_params, to_page
 from deskpal.topics import service
 from deskpal.topics.schemas import TopicDTO, TopicWriteDTO
 
-router = APIRouter(prefix="/api/Topics", tags=["Topics"])
+router = mount(APIRouter(prefix="/api/Topics", tags=["Topics"]), rank=100)
 
 Read = Annotated[Ctx, require(Perm.SETTINGS_READ)]
 Write = Annotated[Ctx, require(Perm.SETTINGS_WRITE)]
