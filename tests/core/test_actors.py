@@ -3,6 +3,8 @@ the one kind it declares, and each kind sees only what it needs."""
 
 from __future__ import annotations
 
+import ast
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -10,6 +12,7 @@ import pytest
 from fastapi import FastAPI
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+import deskpal
 from deskpal.core.context import Actor, ActorKind, Ctx
 from deskpal.core.db import transaction
 from deskpal.core.errors import NotFound
@@ -125,3 +128,28 @@ def test_acting_refuses_kinds_that_need_credentials_or_a_channel() -> None:
             Ctx.acting(db, 1, kind)
     with pytest.raises(ValueError, match="one channel"):
         Ctx.acting(db, 1, ActorKind.LINK, channel_id=3)
+
+
+# The HTTP layer: the app, each package's api module, and core's request plumbing. Services below it
+# take a Ctx and plain values, never a Request, so the worker and the CLI call them the same way.
+HTTP_LAYER = {
+    "app.py", "openapi.py", "routes.py", "apidocs/__init__.py", "storage/http.py",
+    "core/errors.py", "core/head.py", "core/permissions.py", "core/routing.py", "core/schemas.py",
+    "core/strict_requests.py",
+}  # fmt: skip
+
+
+def test_only_the_http_layer_imports_the_web_framework() -> None:
+    root = Path(deskpal.__file__).parent
+    offenders = []
+    for path in sorted(root.rglob("*.py")):
+        name = path.relative_to(root).as_posix()
+        if name in HTTP_LAYER or path.name == "api.py" or path.name.startswith("api_"):
+            continue
+        for node in ast.walk(ast.parse(path.read_text())):
+            modules = (
+                [a.name for a in node.names] if isinstance(node, ast.Import)
+                else [node.module or ""] if isinstance(node, ast.ImportFrom) else []
+            )  # fmt: skip
+            offenders += [f"{name}: {m}" for m in modules if m.split(".")[0] in {"fastapi", "starlette"}]
+    assert not offenders, offenders

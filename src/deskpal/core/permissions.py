@@ -13,7 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from deskpal.core.context import Actor, ActorKind, Ctx, Role
 from deskpal.core.db import Database, transaction
-from deskpal.core.errors import Forbidden
+from deskpal.core.errors import Forbidden, Unauthorized
 
 
 class Perm(enum.StrEnum):
@@ -58,7 +58,19 @@ def is_downgrade(old: Role, new: Role) -> bool:
 # Phone auth acts on tickets and messages of its own channel and nothing else.
 PHONE_PERMS: frozenset[Perm] = frozenset({Perm.TICKETS_READ, Perm.TICKETS_WRITE})
 
-Authenticator = Callable[[AsyncSession, Request], Awaitable[Actor]]
+# The session and the bearer token -> who acts (auth/service.py); services never see the Request.
+Authenticator = Callable[[AsyncSession, str], Awaitable[Actor]]
+
+
+def bearer_token(request: Request) -> str:
+    header = request.headers.get("authorization")
+    if not header:
+        raise Unauthorized("missing Authorization: Bearer <token>")
+    scheme, _, token = header.partition(" ")
+    token = token.strip()
+    if scheme.lower() != "bearer" or not token:
+        raise Unauthorized("expected Authorization: Bearer <token>")
+    return token
 
 
 class Policy(enum.StrEnum):
@@ -87,7 +99,7 @@ def require(perm: Perm, policy: Policy = Policy.REP, *, writes_after_body: bool 
         db: Database = request.app.state.db
         authenticate: Authenticator = request.app.state.authenticate
         async with transaction(db, write=perm.is_write and not writes_after_body) as session:
-            actor = await authenticate(session, request)
+            actor = await authenticate(session, bearer_token(request))
             if actor.is_phone:
                 if not _allows_phone(policy):
                     raise Forbidden(
