@@ -2,7 +2,7 @@
 
 from deskpal.attachments.models import TicketMessageAttachment
 from deskpal.auth.models import ApiKey
-from deskpal.channels.models import Channel
+from deskpal.channels.models import Channel, ChannelAddress
 from deskpal.core.db import Base
 from deskpal.core.jobs import JobRow
 from deskpal.core.ratelimit import RateLimitBucket
@@ -17,6 +17,7 @@ __all__ = [
     "ApiKey",
     "Base",
     "Channel",
+    "ChannelAddress",
     "CustomFieldDefinition",
     "Customer",
     "CustomerRep",

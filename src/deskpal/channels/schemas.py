@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import re
 from datetime import datetime
-from typing import Annotated, Any, ClassVar, Literal
+from typing import Annotated, Any
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
+from pydantic import AfterValidator, Field, ValidationError
 
 from deskpal.channels.models import ChannelType
-from deskpal.core.addresses import EmailAddress
+from deskpal.channels.specs import spec_of
 from deskpal.core.errors import field_errors
 from deskpal.core.schemas import ApiModel, Line
 
@@ -26,75 +26,11 @@ def _hostname(value: str) -> str:
 
 
 Hostname = Annotated[str, Field(max_length=253), AfterValidator(_hostname)]
-Secret = Annotated[str | None, Field(default=None, max_length=1000, json_schema_extra={"writeOnly": True})]
-Text200 = Annotated[str | None, Field(default=None, max_length=200)]
-Port = Annotated[int | None, Field(default=None, ge=1, le=65535)]
-
-
-class _Settings(BaseModel):
-    model_config = ConfigDict(alias_generator=None, extra="forbid", populate_by_name=True)
-    secret_fields: ClassVar[frozenset[str]] = frozenset()
-
-
-class EmailSettings(_Settings):
-    secret_fields = frozenset({"imapPassword", "smtpPassword"})
-    imapHost: Text200
-    imapPort: Port
-    imapUser: Text200
-    imapPassword: Secret
-    imapFolder: Text200
-    imapSecurity: Literal["ssl", "starttls", "none"] | None = None
-    smtpHost: Text200
-    smtpPort: Port
-    smtpUser: Text200
-    smtpPassword: Secret
-    smtpSecurity: Literal["ssl", "starttls", "none"] | None = None
-    fromAddress: EmailAddress | None = None
-    fromName: Text200
-
-
-class ChatSettings(_Settings):
-    greeting: Annotated[str | None, Field(default=None, max_length=2000)]
-    color: Annotated[str | None, Field(default=None, max_length=20)]
-
-
-class PhoneSettings(_Settings):
-    secret_fields = frozenset({"twilioAuthToken"})
-    twilioAccountSid: Text200
-    twilioAuthToken: Secret
-    phoneNumber: Annotated[str | None, Field(default=None, max_length=32)]
-    forwardNumber: Annotated[str | None, Field(default=None, max_length=32)]
-    recordCalls: bool | None = None
-
-
-class WhatsAppSettings(_Settings):
-    secret_fields = frozenset({"accessToken", "verifyToken", "appSecret"})
-    phoneNumberId: Text200
-    businessAccountId: Text200
-    accessToken: Secret
-    verifyToken: Secret
-    appSecret: Secret
-
-
-class TeamsSettings(_Settings):
-    secret_fields = frozenset({"appPassword"})
-    appId: Text200
-    appPassword: Secret
-    tenantId: Text200
-
-
-SETTINGS_BY_TYPE: dict[ChannelType, type[_Settings]] = {
-    ChannelType.EMAIL: EmailSettings,
-    ChannelType.CHAT: ChatSettings,
-    ChannelType.PHONE: PhoneSettings,
-    ChannelType.WHATSAPP: WhatsAppSettings,
-    ChannelType.TEAMS: TeamsSettings,
-}
 
 
 def parse_settings(channel_type: ChannelType, raw: dict[str, Any]) -> dict[str, Any]:
     """The settings as the channel type defines them (unknown keys refused), without nulls."""
-    model = SETTINGS_BY_TYPE[channel_type]
+    model = spec_of(channel_type).settings
     try:
         parsed = model.model_validate(raw)
     except ValidationError as exc:
@@ -104,7 +40,7 @@ def parse_settings(channel_type: ChannelType, raw: dict[str, Any]) -> dict[str, 
 
 
 def public_settings(channel_type: str, stored: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:
-    secrets = SETTINGS_BY_TYPE[ChannelType(channel_type)].secret_fields
+    secrets = spec_of(channel_type).settings.secret_fields
     shown = {k: v for k, v in stored.items() if k not in secrets}
     return shown, sorted(k for k in stored if k in secrets)
 

@@ -7,18 +7,19 @@ from typing import Any
 
 from sqlalchemy import select
 
-from deskpal.channels.models import Channel, ChannelType
+from deskpal.auth.networks import address_owner
+from deskpal.channels.models import Channel, ChannelAddress, ChannelType
 from deskpal.channels.schemas import (
-    SETTINGS_BY_TYPE,
     ChannelCreateDTO,
     ChannelDTO,
     ChannelUpdateDTO,
     parse_settings,
     public_settings,
 )
+from deskpal.channels.specs import spec_of
 from deskpal.core.context import Ctx
 from deskpal.core.crud import get_or_404
-from deskpal.core.errors import Unprocessable, ValidationFailed
+from deskpal.core.errors import Conflict, Unprocessable, ValidationFailed
 from deskpal.core.schemas import PageParams, PageResult, paginate
 from deskpal.core.security import PHONE_TOKEN_PREFIX, digest, new_secret
 
@@ -75,13 +76,14 @@ async def create_channel(ctx: Ctx, data: ChannelCreateDTO) -> tuple[Channel, str
     )
     ctx.db.add(channel)
     await ctx.db.flush()
+    await _claim_addresses(ctx, channel)
     return channel, phone_token
 
 
 async def update_channel(ctx: Ctx, channel_id: int, data: ChannelUpdateDTO) -> Channel:
     channel = await get_channel(ctx, channel_id)
     channel_type = ChannelType(channel.channel_type)
-    secrets = SETTINGS_BY_TYPE[channel_type].secret_fields
+    secrets = spec_of(channel_type).settings.secret_fields
     incoming = dict(data.settings)
     for name in secrets:
         # Clients never see secrets, so a replace that leaves one out keeps it; "" clears it.
@@ -93,7 +95,34 @@ async def update_channel(ctx: Ctx, channel_id: int, data: ChannelUpdateDTO) -> C
     channel.allowed_hostnames = data.allowed_hostnames
     channel.settings = _settings(channel_type, incoming)
     await ctx.db.flush()
+    await _claim_addresses(ctx, channel)
     return channel
+
+
+class AddressTaken(Conflict):
+    code, title = "CHANNEL_ADDRESS_TAKEN", "Another channel answers on this address"
+
+
+async def _claim_addresses(ctx: Ctx, channel: Channel) -> None:
+    """Keep the channel's network addresses (channel_address) as its settings name them; an address
+    another channel holds, of this customer or another, is refused (an inbound call must reach
+    one channel). The unique key settles two claims racing for one address."""
+    wanted = set(spec_of(channel.channel_type).addresses(channel.settings))
+    rows = (
+        await ctx.db.scalars(select(ChannelAddress).where(ChannelAddress.channel_id == channel.channel_id))
+    ).all()
+    for row in rows:
+        if (row.network, row.address) not in wanted:
+            await ctx.db.delete(row)
+    held = {(row.network, row.address) for row in rows}
+    for network, address in sorted(wanted - held):
+        if await address_owner(ctx.db, network, address) not in (None, channel.channel_id):
+            raise AddressTaken(
+                f"{address} ({network}) is another channel's address",
+                errors=[{"field": "settings", "message": f"{address} is another channel's address"}],
+            )
+        ctx.db.add(ChannelAddress(channel_id=channel.channel_id, network=network, address=address))
+    await ctx.db.flush()
 
 
 async def rotate_phone_token(ctx: Ctx, channel_id: int) -> str:

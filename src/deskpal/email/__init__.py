@@ -1,0 +1,1 @@
+"""The email channel: its settings and network addresses (channel.py), and its adapters."""

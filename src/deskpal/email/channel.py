@@ -1,0 +1,47 @@
+"""The Email channel type: IMAP in, SMTP out, and the mailbox it answers on."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from pydantic import Field
+
+from deskpal.channels.models import ChannelType
+from deskpal.channels.specs import ChannelSettings, ChannelSpec, register, secret
+from deskpal.core.addresses import EmailAddress, normalize_email
+
+Text200 = Annotated[str | None, Field(default=None, max_length=200)]
+Port = Annotated[int | None, Field(default=None, ge=1, le=65535)]
+Security = Literal["ssl", "starttls", "none"] | None
+
+
+class EmailSettings(ChannelSettings):
+    secret_fields = frozenset({"imapPassword", "smtpPassword"})
+    imapHost: Text200
+    imapPort: Port
+    imapUser: Text200
+    imapPassword: str | None = secret()
+    imapFolder: Text200
+    imapSecurity: Security = None
+    smtpHost: Text200
+    smtpPort: Port
+    smtpUser: Text200
+    smtpPassword: str | None = secret()
+    smtpSecurity: Security = None
+    fromAddress: EmailAddress | None = None
+    fromName: Text200
+
+
+def _mailboxes(settings: dict[str, Any]) -> list[tuple[str, str]]:
+    # Mail to the channel's address is the channel's, whichever customer's mailbox fetched it.
+    return [("email", settings["fromAddress"])] if settings.get("fromAddress") else []
+
+
+def _mailbox_key(address: str) -> str:
+    try:
+        return normalize_email(address)
+    except ValueError:
+        return address.strip().lower()
+
+
+SPEC = register(ChannelSpec(ChannelType.EMAIL, EmailSettings, _mailboxes, {"email": _mailbox_key}))

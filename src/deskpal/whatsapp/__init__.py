@@ -1,0 +1,1 @@
+"""The whatsapp channel: its settings and network addresses (channel.py), and its adapters."""
