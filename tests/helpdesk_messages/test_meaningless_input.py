@@ -71,3 +71,33 @@ async def test_a_blank_status_in_ticket_update_is_a_400(
     assert ok.status_code == 201, ok.text
     shown = (await client.get(f"/api/Tickets/{ticket['ticketID']}", headers=tenant.headers)).json()
     assert shown["status"] == "Pending"
+
+
+async def test_a_request_s_author_is_its_end_user_whoever_typed_it_in(
+    app: FastAPI, client: httpx.AsyncClient, tenant: Tenant
+) -> None:
+    login = await session_headers(app, tenant)
+    # Written with an API key (the rep's), from Ann: Ann is the author, on every read.
+    made = await create_message(client, tenant.headers, fromAddress="Ann Example <ann@x.example>")
+    ticket = (await client.get(f"/api/Tickets/{made['ticketID']}", headers=tenant.headers)).json()
+    [ann] = ticket["endUsers"]
+    reply = await client.post(
+        URL,
+        json={"ticket_id": str(made["ticketID"]), "type": "response", "content": "<p>Hi Ann</p>"},
+        headers=login,
+    )
+    assert reply.status_code == 201, reply.text
+    one = (await client.get(f"{URL}/{made['messageID']}", headers=login)).json()
+    page = (await client.get(f"{URL}?ticket_id={made['ticketID']}", headers=login)).json()["data"]
+    assert (one["authorId"], one["authorName"]) == (str(ann["endUserID"]), "Ann Example")
+    assert [(m["type"], m["authorId"]) for m in page] == [
+        ("request", str(ann["endUserID"])),
+        ("response", str(tenant.admin_rep_id)),
+    ]
+    # A request through this API, by a rep on the customer's behalf, is the end user's too.
+    typed = await client.post(
+        URL,
+        json={"ticket_id": str(made["ticketID"]), "type": "request", "content": "<p>x</p>"},
+        headers=login,
+    )
+    assert typed.status_code == 201 and typed.json()["authorId"] == str(ann["endUserID"])

@@ -13,6 +13,7 @@ from deskpal.core.schemas import PageParams
 from deskpal.core.security import API_KEY_PREFIX, PHONE_TOKEN_PREFIX
 from deskpal.helpdesk import service
 from deskpal.helpdesk.schemas import HelpdeskMessageDTO, HelpdeskMessagePage, MessageCreate, SortOrder
+from deskpal.messages.models import TicketMessage
 
 
 async def session_tokens_only(request: Request) -> None:
@@ -38,6 +39,10 @@ Read = Annotated[Ctx, ticket_access()]
 Write = Annotated[Ctx, ticket_access(Perm.TICKETS_WRITE)]
 
 
+async def _shown(ctx: Ctx, msg: TicketMessage) -> HelpdeskMessageDTO:
+    return service.to_dto(msg, await service.end_user_authors(ctx, [msg]))
+
+
 @router.get("", response_model=HelpdeskMessagePage)
 async def list_messages(
     ctx: Read,
@@ -48,8 +53,9 @@ async def list_messages(
 ) -> HelpdeskMessagePage:
     """A ticket's messages (requests, responses and notes), oldest first by default. Viewer or higher."""
     result = await service.list_messages(ctx, ticket_id, PageParams(page, limit), sort_order)
+    authors = await service.end_user_authors(ctx, result.items)
     return HelpdeskMessagePage(
-        data=[service.to_dto(m) for m in result.items],
+        data=[service.to_dto(m, authors) for m in result.items],
         page=page,
         limit=limit,
         total=result.total,
@@ -61,7 +67,7 @@ async def list_messages(
 async def get_message(
     ctx: Read, message_id: Annotated[str, Path(alias="messageId", max_length=40)]
 ) -> HelpdeskMessageDTO:
-    return service.to_dto(await service.get_message(ctx, message_id))
+    return await _shown(ctx, await service.get_message(ctx, message_id))
 
 
 @router.post("", response_model=HelpdeskMessageDTO, status_code=201)
@@ -70,4 +76,4 @@ async def create_message(ctx: Write, body: MessageCreate) -> HelpdeskMessageDTO:
 
     403 TICKET_CLOSED on a closed ticket; 403 CLOSED_STATUS_SYSTEM_ONLY when ticket_update closes it.
     """
-    return service.to_dto(await service.create_message(ctx, body))
+    return await _shown(ctx, await service.create_message(ctx, body))

@@ -90,7 +90,9 @@ class HelpdeskMessageDTO(ApiModel):
     type: MessageType
     content: str
     text_content: str | None
-    author_id: str | None
+    author_id: str | None = Field(
+        description="A request's end user (an EndUsers id); a response's or note's representative."
+    )
     author_name: str | None = Field(
         description="The author's name; kept when the representative is deleted (authorId is then null)."
     )

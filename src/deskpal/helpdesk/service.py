@@ -8,7 +8,10 @@ part of this API's conversation and are neither listed nor retrievable here.
 from __future__ import annotations
 
 import html
+from collections.abc import Sequence
+from dataclasses import dataclass
 from email.utils import formataddr, getaddresses
+from typing import Any
 
 from sqlalchemy import ColumnElement, Select, false, func, select
 
@@ -18,6 +21,7 @@ from deskpal.core.context import AuthMethod, Ctx
 from deskpal.core.db import utcnow
 from deskpal.core.errors import Forbidden, NotFound, Unauthorized, ValidationFailed
 from deskpal.core.schemas import MAX_ID, PageParams, PageResult
+from deskpal.endusers.models import EndUser
 from deskpal.helpdesk.schemas import (
     AttachmentRef,
     HelpdeskMessageDTO,
@@ -31,7 +35,7 @@ from deskpal.messages.models import SenderType, TicketMessage
 from deskpal.messages.visibility import visible as message_visible
 from deskpal.tickets import service as tickets
 from deskpal.tickets.derived import closed_state, is_closed_status
-from deskpal.tickets.models import Ticket
+from deskpal.tickets.models import Ticket, TicketEndUser
 
 # The ticket_update fields the closed state's errors name (status is the only one this API writes).
 _UPDATE_FIELDS = {
@@ -215,13 +219,57 @@ def message_type(msg: TicketMessage) -> MessageType:
     return MessageType.REQUEST if msg.incoming else MessageType.RESPONSE
 
 
-def to_dto(msg: TicketMessage) -> HelpdeskMessageDTO:
+@dataclass(frozen=True, slots=True)
+class Author:
+    id: int | None
+    name: str | None
+
+
+async def end_user_authors(ctx: Ctx, messages: Sequence[TicketMessage]) -> dict[int, Author]:
+    """The end user each request is from (message id -> author), in one query for the page.
+
+    A request is the customer's message whoever typed it in (a rep with an API key, an import):
+    its author is the ticket's end user whose uid the message names, else whose address it came
+    from, else the ticket's first. Responses and notes are their reps' (to_dto).
+    """
+    requests = [m for m in messages if message_type(m) is MessageType.REQUEST]
+    if not requests:
+        return {}
+    stmt = (
+        select(TicketEndUser.ticket_id, EndUser.end_user_id, EndUser.uid, EndUser.email, EndUser.name)
+        .join(EndUser, EndUser.end_user_id == TicketEndUser.end_user_id)
+        .where(TicketEndUser.ticket_id.in_({m.ticket_id for m in requests}))
+        .order_by(TicketEndUser.ticket_id, EndUser.end_user_id)
+    )
+    by_ticket: dict[int, list[Any]] = {}
+    for row in (await ctx.db.execute(stmt)).all():
+        by_ticket.setdefault(row.ticket_id, []).append(row)
+    authors = {}
+    for msg in requests:
+        users = by_ticket.get(msg.ticket_id, [])
+        user = (
+            next((u for u in users if msg.uid and u.uid == msg.uid), None)
+            or next((u for u in users if msg.from_address and u.email == msg.from_address), None)
+            or (users[0] if users else None)
+        )
+        name = user.name if user else msg.from_name
+        authors[msg.message_id] = Author(user.end_user_id if user else None, name)
+    return authors
+
+
+def to_dto(msg: TicketMessage, authors: dict[int, Author] | None = None) -> HelpdeskMessageDTO:
     content = msg.html_body
     if content is None:
         # A message written through the other API as plain text: its HTML form, escaped.
         content = html.escape(msg.text_body or msg.message or "").replace("\n", "<br>")
-    author = msg.created_by_rep_id or msg.customer_rep_id
-    author_name = msg.created_by_rep_name if msg.created_by_rep_name is not None else msg.customer_rep_name
+    end_user = (authors or {}).get(msg.message_id)
+    if end_user is not None:
+        author, author_name = end_user.id, end_user.name
+    else:
+        author = msg.created_by_rep_id or msg.customer_rep_id
+        author_name = (
+            msg.created_by_rep_name if msg.created_by_rep_name is not None else msg.customer_rep_name
+        )
     return HelpdeskMessageDTO(
         id=str(msg.message_id),
         ticket_id=str(msg.ticket_id),
