@@ -9,7 +9,7 @@ from sqlalchemy import text
 
 from deskpal.core.context import Ctx, Role
 from deskpal.core.db import Database, transaction
-from deskpal.core.jobs import Worker
+from deskpal.core.worker import Worker
 from deskpal.models import Base
 
 

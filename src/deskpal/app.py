@@ -21,8 +21,8 @@ from deskpal.config import Settings
 from deskpal.core.db import Database
 from deskpal.core.errors import install_error_handlers
 from deskpal.core.head import HeadAsGet
-from deskpal.core.jobs import Worker
 from deskpal.core.strict_requests import strict_request
+from deskpal.core.worker import Worker
 from deskpal.job_types import register_all
 from deskpal.openapi import install_openapi
 from deskpal.routes import routers
@@ -103,7 +103,10 @@ def create_app(settings: Settings | None = None, *, run_worker: bool | None = No
         task = None
         if start_worker:
             worker = Worker(
-                db, lease_seconds=settings.job_lease_seconds, poll_seconds=settings.worker_poll_seconds
+                db,
+                lease_seconds=settings.job_lease_seconds,
+                poll_seconds=settings.worker_poll_seconds,
+                concurrency=settings.worker_concurrency,
             )
             task = asyncio.create_task(worker.run_forever(stop))
         try:

@@ -195,7 +195,7 @@ def worker(
     ] = None,
 ) -> None:
     """Run a job worker process (run as many as you like, on any machine reaching the database)."""
-    from deskpal.core.jobs import Worker
+    from deskpal.core.worker import Worker
     from deskpal.job_types import register_all
     from deskpal.storage import build_storage
 
@@ -210,9 +210,13 @@ def worker(
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
-        await Worker(db, lease_seconds=settings.job_lease_seconds, poll_seconds=poll_seconds).run_forever(
-            stop
+        worker = Worker(
+            db,
+            lease_seconds=settings.job_lease_seconds,
+            poll_seconds=poll_seconds,
+            concurrency=settings.worker_concurrency,
         )
+        await worker.run_forever(stop)
 
     _with_db(run)
 

@@ -24,7 +24,10 @@ class Settings(BaseSettings):
     jwt_ttl_seconds: int = Field(default=12 * 3600, ge=60)
     run_worker: bool = Field(default=True, description="Run the job worker inside `deskpal serve`.")
     worker_poll_seconds: float = Field(default=0.5, gt=0)
-    job_lease_seconds: int = Field(default=300, ge=5, description="A claimed job is retried after this.")
+    job_lease_seconds: int = Field(
+        default=300, ge=5, description="A running job's lease, renewed while it runs; lapsed, it runs again."
+    )
+    worker_concurrency: int = Field(default=4, ge=1, le=256, description="Jobs a worker runs at once.")
     db_pool_size: int = Field(default=10, ge=1)
     login_limit_per_address: int = Field(default=20, ge=1, description="Login attempts per address a minute.")
     argon2_time_cost: int = Field(default=3, ge=1, description="Argon2 passes per password hash.")

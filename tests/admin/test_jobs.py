@@ -5,9 +5,8 @@ from __future__ import annotations
 import httpx
 from pydantic import BaseModel
 
-from deskpal.core.context import Ctx
 from deskpal.core.db import transaction
-from deskpal.core.jobs import enqueue, job
+from deskpal.core.jobs import JobContext, enqueue, job
 from tests.admin.helpers import NON_ADMIN_ROLES, invalid, problem
 from tests.support import Tenant, db_of, run_jobs_until_idle
 
@@ -17,7 +16,7 @@ class FailPayload(BaseModel):
 
 
 @job("test.fail", payload=FailPayload, max_attempts=1)
-async def always_fails(ctx: Ctx, payload: FailPayload) -> None:
+async def always_fails(job: JobContext, payload: FailPayload) -> None:
     raise RuntimeError(payload.reason)
 
 

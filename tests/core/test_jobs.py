@@ -14,7 +14,8 @@ from sqlalchemy import select
 
 from deskpal.core.context import Ctx
 from deskpal.core.db import transaction, utcnow
-from deskpal.core.jobs import JobRow, JobStatus, Worker, job
+from deskpal.core.jobs import JobContext, JobRow, JobStatus, job
+from deskpal.core.worker import Outcome, Worker
 from tests.support import Tenant, db_of, run_jobs_until_idle
 
 RUNS: Counter[str] = Counter()
@@ -26,14 +27,14 @@ class Tagged(BaseModel):
 
 
 @job("test.flaky", payload=Tagged, max_attempts=3, backoff_seconds=10)
-async def flaky(ctx: Ctx, p: Tagged) -> None:
+async def flaky(job: JobContext, p: Tagged) -> None:
     RUNS[p.tag] += 1
     if RUNS[p.tag] <= p.fail_times:
         raise RuntimeError(f"planned failure {RUNS[p.tag]}")
 
 
 @job("test.slow", payload=Tagged, max_attempts=5)
-async def slow(ctx: Ctx, p: Tagged) -> None:
+async def slow(job: JobContext, p: Tagged) -> None:
     RUNS[p.tag] += 1
     await asyncio.sleep(0.01)
 
@@ -152,7 +153,7 @@ class TestConcurrency:
             ctx = Ctx.system(db, tenant.customer_id)
             for i in range(60):
                 await ctx.enqueue("test.slow", {"tag": prefix + str(i)})
-        workers = [Worker(db_of(app), batch=5) for _ in range(4)]
+        workers = [Worker(db_of(app), concurrency=5) for _ in range(4)]
         ran = await asyncio.gather(*(w.run_pending() for w in workers))
         assert sum(ran) == 60
         assert sorted(v for k, v in RUNS.items() if k.startswith(prefix)) == [1] * 60
@@ -174,7 +175,7 @@ class TestConcurrency:
         row = await _job(app, tenant, job_id)
         assert (row.status, row.attempts) == (JobStatus.DONE, 2)
         # The crashed worker's late outcome does not overwrite the rescuer's.
-        await crashed._finish(claimed[0], None, "late failure")
+        assert not await crashed.finish(claimed[0], None, Outcome("late failure"))
         assert (await _job(app, tenant, job_id)).status == JobStatus.DONE
 
     async def test_run_forever_stops_when_asked(self, app: FastAPI, tenant: Tenant) -> None:

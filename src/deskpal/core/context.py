@@ -121,8 +121,19 @@ class Ctx:
         *,
         run_at: datetime | None = None,
         max_attempts: int | None = None,
+        idempotency_key: str | None = None,
+        ordering_key: str | None = None,
     ) -> JobRow:
-        """Write a job in this transaction: it exists if and only if the change commits."""
+        """Write a job in this transaction: it exists if and only if the change commits (see
+        core/jobs.py, enqueue, for the keys)."""
         from deskpal.core.jobs import enqueue
 
-        return await enqueue(self.db, kind, payload, run_at=run_at, max_attempts=max_attempts)
+        return await enqueue(
+            self.db,
+            kind,
+            payload,
+            run_at=run_at,
+            max_attempts=max_attempts,
+            idempotency_key=idempotency_key,
+            ordering_key=ordering_key,
+        )

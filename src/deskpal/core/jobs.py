@@ -1,36 +1,33 @@
-"""Durable jobs: rows written in the caller's transaction, claimed and run by workers.
+"""Durable jobs: rows written in the caller's transaction, claimed and run by workers (core/worker.py).
 
-A worker claims due jobs with a compare-and-set UPDATE (candidates picked with FOR UPDATE SKIP
-LOCKED on PostgreSQL), runs each outside the claim, and records the outcome in a new transaction.
-Failures retry with exponential backoff; after max_attempts the job is dead. A worker that dies
-mid-job loses its lease, and the job runs again: handlers must be idempotent.
+A job type registers with @job; its handler takes a JobContext and the payload, and runs with no
+transaction open: it loads what it needs in one short transaction (`async with job.db() as ctx`),
+makes its network calls with none open (`async with job.call_out()`), and records the outcome in
+another. Delivery is at least once: a worker that dies mid-job loses its lease and the job runs again,
+so handlers must be idempotent.
 """
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-import logging
-import os
-import random
-import socket
-import traceback
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
 from pydantic import BaseModel
-from sqlalchemy import JSON, Index, Integer, String, Text, or_, select, update
+from sqlalchemy import JSON, Index, Integer, String, Text, select, text
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Mapped, mapped_column
 
 from deskpal.core.context import Ctx
 from deskpal.core.db import Base, Database, IdType, UTCDateTime, transaction, utcnow
 from deskpal.core.enums import CaseInsensitiveEnum
-from deskpal.core.tenancy import TenantOwned
+from deskpal.core.tenancy import TenantNotBound, TenantOwned
 
-log = logging.getLogger("deskpal.jobs")
+KEY_MAX = 200  # idempotency and ordering keys
 
 
 class JobStatus(CaseInsensitiveEnum):
@@ -40,9 +37,28 @@ class JobStatus(CaseInsensitiveEnum):
     DEAD = "dead"
 
 
+# The jobs that hold back later ones of their ordering key. Spelled as literals, not parameters, so
+# that both planners can match the partial index below (a bound parameter never proves its predicate).
+ACTIVE_SQL = "status IN ('queued', 'running')"
+
+
 class JobRow(TenantOwned, Base):
     __tablename__ = "job"
-    __table_args__ = (Index("ix_job_due", "status", "run_at"),)
+    __table_args__ = (
+        Index("ix_job_due", "status", "run_at"),
+        # One job per (customer, kind, key), whatever its status: a retried delivery is a no-op.
+        # NULL keys are distinct on both databases, so jobs without a key are never affected.
+        Index("ix_job_idempotency", "customer_id", "kind", "idempotency_key", unique=True),
+        # The claim's "is an earlier job of this key still active?" probe; only active keyed jobs.
+        Index(
+            "ix_job_ordering",
+            "customer_id",
+            "ordering_key",
+            "job_id",
+            postgresql_where=text(f"ordering_key IS NOT NULL AND {ACTIVE_SQL}"),
+            sqlite_where=text(f"ordering_key IS NOT NULL AND {ACTIVE_SQL}"),
+        ),
+    )
 
     job_id: Mapped[int] = mapped_column(IdType, primary_key=True, autoincrement=True)
     kind: Mapped[str] = mapped_column(String(100), nullable=False)
@@ -51,14 +67,90 @@ class JobRow(TenantOwned, Base):
     attempts: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
     max_attempts: Mapped[int] = mapped_column(Integer, nullable=False)
     run_at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False)
+    # The running attempt's lease: stamped when it starts, renewed by the worker while it runs.
     locked_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
     locked_by: Mapped[str | None] = mapped_column(String(200))
     last_error: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False, default=utcnow)
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    idempotency_key: Mapped[str | None] = mapped_column(String(KEY_MAX))
+    ordering_key: Mapped[str | None] = mapped_column(String(KEY_MAX))
 
 
-Handler = Callable[[Ctx, Any], Awaitable[None]]
+class PermanentJobError(Exception):
+    """Raised by a handler when trying again cannot help (a refused address, a deleted record):
+    the job is dead at once, with this message as its last error."""
+
+
+class RetryableJobError(Exception):
+    """Raised by a handler for a failure worth retrying; `retry_after` (seconds or a timedelta),
+    when given, replaces the backoff (a rate limit's Retry-After). Any other exception is retried
+    with the backoff too."""
+
+    def __init__(self, message: str, *, retry_after: float | timedelta | None = None) -> None:
+        super().__init__(message)
+        seconds = retry_after.total_seconds() if isinstance(retry_after, timedelta) else retry_after
+        if seconds is not None and seconds < 0:
+            raise ValueError("retry_after must not be negative")
+        self.retry_after = seconds
+
+
+class JobContext:
+    """What a handler is given: which job it runs, for which customer, and short transactions.
+
+    No transaction is open when the handler starts. `db()` opens one, bound to the job's customer,
+    and commits when its block ends; `call_out()` marks a network step (S3, SMTP, an LLM) and refuses
+    to start while one of this job's transactions is open, so that no lock is held across the call.
+    """
+
+    __slots__ = ("_calling", "_database", "_open", "attempt", "customer_id", "job_id", "kind", "max_attempts")
+
+    def __init__(
+        self, database: Database, *, job_id: int, kind: str, customer_id: int, attempt: int, max_attempts: int
+    ) -> None:
+        self._database = database
+        self.job_id = job_id
+        self.kind = kind
+        self.customer_id = customer_id
+        self.attempt = attempt  # 1 for the first run
+        self.max_attempts = max_attempts
+        self._open = 0
+        self._calling = 0
+
+    @property
+    def is_last_attempt(self) -> bool:
+        return self.attempt >= self.max_attempts
+
+    @asynccontextmanager
+    async def db(self, *, write: bool = True) -> AsyncIterator[Ctx]:
+        """One short unit of work as the system actor of the job's customer (write=False: a read in
+        autocommit, which takes no lock at all)."""
+        if self._open:
+            # On SQLite the second would wait for the first's write lock forever; on PostgreSQL it
+            # would quietly hold two connections.
+            raise RuntimeError(f"job {self.kind}: a transaction inside another one")
+        if self._calling:
+            raise RuntimeError(f"job {self.kind}: a transaction inside call_out()")
+        self._open += 1
+        try:
+            async with transaction(self._database, write=write, customer_id=self.customer_id) as session:
+                yield Ctx.worker(session, self.customer_id)
+        finally:
+            self._open -= 1
+
+    @asynccontextmanager
+    async def call_out(self) -> AsyncIterator[None]:
+        """The network step: no transaction of this job may be open during it."""
+        if self._open:
+            raise RuntimeError(f"job {self.kind}: a network call inside a transaction")
+        self._calling += 1
+        try:
+            yield
+        finally:
+            self._calling -= 1
+
+
+Handler = Callable[[JobContext, Any], Awaitable[None]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,18 +160,29 @@ class JobType:
     handler: Handler
     max_attempts: int
     backoff_seconds: float
+    timeout_seconds: float
 
 
 REGISTRY: dict[str, JobType] = {}
 
 
 def job(
-    kind: str, *, payload: type[BaseModel], max_attempts: int = 8, backoff_seconds: float = 5.0
+    kind: str,
+    *,
+    payload: type[BaseModel],
+    max_attempts: int = 8,
+    backoff_seconds: float = 5.0,
+    timeout_seconds: float = 300.0,
 ) -> Callable[[Handler], Handler]:
-    """Register a handler for `kind` (named domain.verb); payloads carry ids, not ORM objects."""
+    """Register a handler for `kind` (named domain.verb); payloads carry ids, not ORM objects.
+
+    A run longer than `timeout_seconds` is cut off and counts as a failure to retry.
+    """
+    if timeout_seconds <= 0:
+        raise ValueError("timeout_seconds must be positive")
 
     def register(fn: Handler) -> Handler:
-        REGISTRY[kind] = JobType(kind, payload, fn, max_attempts, backoff_seconds)
+        REGISTRY[kind] = JobType(kind, payload, fn, max_attempts, backoff_seconds, timeout_seconds)
         return fn
 
     return register
@@ -99,6 +202,12 @@ def upkeep(name: str, *, every_seconds: float) -> Callable[[Upkeep], Upkeep]:
     return register
 
 
+def _key(name: str, value: str | None) -> str | None:
+    if value is not None and not 1 <= len(value) <= KEY_MAX:
+        raise ValueError(f"{name} must be 1 to {KEY_MAX} characters")
+    return value
+
+
 async def enqueue(
     db: AsyncSession,
     kind: str,
@@ -106,158 +215,55 @@ async def enqueue(
     *,
     run_at: datetime | None = None,
     max_attempts: int | None = None,
+    idempotency_key: str | None = None,
+    ordering_key: str | None = None,
 ) -> JobRow:
+    """Write a job in the session's transaction.
+
+    With `idempotency_key`, a job of this customer and kind with that key already written (in any
+    status) is returned instead and nothing is written. With `ordering_key`, jobs of this customer
+    sharing the key run one at a time, in the order they were enqueued.
+    """
     job_type = REGISTRY.get(kind)
     if job_type is None:
         raise LookupError(f"no job type {kind!r} is registered")
     model = payload if isinstance(payload, BaseModel) else job_type.payload.model_validate(payload)
-    row = JobRow(
-        kind=kind,
-        payload=model.model_dump(mode="json"),
-        status=JobStatus.QUEUED,
-        attempts=0,
-        max_attempts=max_attempts or job_type.max_attempts,
-        run_at=run_at or utcnow(),
+    values: dict[str, Any] = {
+        "kind": kind,
+        "payload": model.model_dump(mode="json"),
+        "status": JobStatus.QUEUED,
+        "attempts": 0,
+        "max_attempts": max_attempts or job_type.max_attempts,
+        "run_at": run_at or utcnow(),
+        "idempotency_key": _key("idempotency_key", idempotency_key),
+        "ordering_key": _key("ordering_key", ordering_key),
+    }
+    if idempotency_key is None:
+        row = JobRow(**values)
+        db.add(row)
+        await db.flush()
+        return row
+    return await _enqueue_once(db, values)
+
+
+async def _enqueue_once(db: AsyncSession, values: dict[str, Any]) -> JobRow:
+    customer_id = db.info.get("customer_id")
+    if customer_id is None:
+        raise TenantNotBound("enqueue with no tenant bound")
+    # ON CONFLICT DO NOTHING rather than catching IntegrityError: the transaction stays usable, and
+    # on PostgreSQL a concurrent enqueue of the same key waits for the first to commit or roll back,
+    # then either finds its row or writes its own.
+    insert = pg_insert if db.get_bind().dialect.name == "postgresql" else sqlite_insert
+    stmt = (
+        insert(JobRow)
+        .values(customer_id=customer_id, created_at=utcnow(), **values)
+        .on_conflict_do_nothing(index_elements=["customer_id", "kind", "idempotency_key"])
+        .returning(JobRow)
     )
-    db.add(row)
-    await db.flush()
-    return row
-
-
-def backoff(job_type: JobType | None, attempts: int) -> timedelta:
-    base = job_type.backoff_seconds if job_type else 5.0
-    delay = min(base * 2 ** (attempts - 1), 3600.0)
-    return timedelta(seconds=delay * random.uniform(0.8, 1.2))
-
-
-class Worker:
-    """Claims and runs due jobs. Many may run at once, in one process or many."""
-
-    def __init__(
-        self,
-        db: Database,
-        *,
-        lease_seconds: int = 300,
-        poll_seconds: float = 0.5,
-        batch: int = 10,
-        clock: Callable[[], datetime] = utcnow,
-    ) -> None:
-        self.db = db
-        self.lease = timedelta(seconds=lease_seconds)
-        self.poll_seconds = poll_seconds
-        self.batch = batch
-        self.clock = clock
-        self.name = f"{socket.gethostname()}:{os.getpid()}:{id(self):x}"
-
-    async def claim(self) -> list[JobRow]:
-        now = self.clock()
-        due = or_(
-            (JobRow.status == JobStatus.QUEUED) & (JobRow.run_at <= now),
-            (JobRow.status == JobStatus.RUNNING) & (JobRow.locked_until < now),
-        )
-        async with transaction(self.db) as session:
-            candidates = (
-                select(JobRow.job_id)
-                .where(due)
-                .order_by(JobRow.run_at)
-                .limit(self.batch)
-                .with_for_update(skip_locked=True)
-                .execution_options(all_tenants=True)
-            )
-            ids = list((await session.scalars(candidates)).all())
-            if not ids:
-                return []
-            # Compare-and-set: a job another worker claimed in the meantime no longer matches `due`.
-            claimed = await session.scalars(
-                update(JobRow)
-                .where(JobRow.job_id.in_(ids), due)
-                .values(
-                    status=JobStatus.RUNNING,
-                    attempts=JobRow.attempts + 1,
-                    locked_until=now + self.lease,
-                    locked_by=self.name,
-                )
-                .returning(JobRow)
-                .execution_options(all_tenants=True, synchronize_session=False)
-            )
-            return list(claimed.all())
-
-    async def run_one(self, row: JobRow) -> None:
-        job_type = REGISTRY.get(row.kind)
-        error: str | None = None
-        try:
-            if job_type is None:
-                raise LookupError(f"no handler for job kind {row.kind!r}")
-            payload = job_type.payload.model_validate(row.payload)
-            async with transaction(self.db, customer_id=row.customer_id) as session:
-                await job_type.handler(Ctx.worker(session, row.customer_id), payload)
-        except Exception as exc:
-            error = "".join(traceback.format_exception_only(exc)).strip()[:4000]
-            log.warning("job %s (%s) attempt %s failed: %s", row.job_id, row.kind, row.attempts, error)
-        await self._finish(row, job_type, error)
-
-    async def _finish(self, row: JobRow, job_type: JobType | None, error: str | None) -> None:
-        now = self.clock()
-        values: dict[str, Any] = {"locked_until": None, "locked_by": None}
-        if error is None:
-            values.update(status=JobStatus.DONE, finished_at=now, last_error=None)
-        elif row.attempts >= row.max_attempts:
-            values.update(status=JobStatus.DEAD, finished_at=now, last_error=error)
-        else:
-            values.update(
-                status=JobStatus.QUEUED, run_at=now + backoff(job_type, row.attempts), last_error=error
-            )
-        async with transaction(self.db) as session:
-            # Only the lease holder records the outcome; after a lost lease another worker owns it.
-            await session.execute(
-                update(JobRow)
-                .where(JobRow.job_id == row.job_id, JobRow.locked_by == self.name)
-                .values(**values)
-                .execution_options(all_tenants=True, synchronize_session=False)
-            )
-
-    async def run_pending(self, stop: asyncio.Event | None = None) -> int:
-        """Run every job due now, batch by batch, until none is due or `stop` is set."""
-        ran = 0
-        while not (stop and stop.is_set()) and (batch := await self.claim()):
-            for row in batch:
-                await self.run_one(row)
-            ran += len(batch)
-        return ran
-
-    async def housekeeping(self) -> None:
-        """Periodic upkeep that no request triggers: old rate-limit windows."""
-        from deskpal.core import ratelimit
-
-        removed = await ratelimit.sweep(self.db)
-        if removed:
-            log.info("worker %s: swept %d old rate-limit windows", self.name, removed)
-
-    async def run_forever(self, stop: asyncio.Event, *, housekeeping_seconds: float = 600) -> None:
-        log.info("worker %s started", self.name)
-        next_housekeeping = 0.0
-        loop = asyncio.get_running_loop()
-        next_upkeep = dict.fromkeys(UPKEEP, 0.0)
-        while not stop.is_set():
-            if loop.time() >= next_housekeeping:
-                next_housekeeping = loop.time() + housekeeping_seconds
-                try:
-                    await self.housekeeping()
-                except Exception:
-                    log.exception("worker %s: housekeeping failed", self.name)
-            for name, (every, fn) in UPKEEP.items():
-                if loop.time() >= next_upkeep.get(name, 0.0):
-                    next_upkeep[name] = loop.time() + every
-                    try:
-                        await fn(self.db)
-                    except Exception:
-                        log.exception("worker %s: %s failed", self.name, name)
-            try:
-                ran = await self.run_pending(stop)
-            except Exception:
-                log.exception("worker %s: claiming failed; retrying", self.name)
-                ran = 0
-            if not ran:
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(stop.wait(), timeout=self.poll_seconds)
-        log.info("worker %s stopped", self.name)
+    row = (await db.scalars(stmt)).first()
+    if row is not None:
+        return row
+    existing = select(JobRow).where(
+        JobRow.kind == values["kind"], JobRow.idempotency_key == values["idempotency_key"]
+    )
+    return (await db.scalars(existing)).one()

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from pydantic import BaseModel
 
-from deskpal.core.context import Ctx
-from deskpal.core.jobs import job
+from deskpal.core.jobs import JobContext, job
 
 
 class NoopPayload(BaseModel):
@@ -13,5 +12,5 @@ class NoopPayload(BaseModel):
 
 
 @job("system.noop", payload=NoopPayload, max_attempts=3)
-async def noop(ctx: Ctx, payload: NoopPayload) -> None:
+async def noop(job: JobContext, payload: NoopPayload) -> None:
     """Does nothing, successfully: proves a deployment's workers claim and finish jobs."""

@@ -19,7 +19,7 @@ from sqlalchemy import select
 
 from deskpal.core.context import Ctx
 from deskpal.core.db import utcnow
-from deskpal.core.jobs import JobRow, JobStatus, job
+from deskpal.core.jobs import JobContext, JobRow, JobStatus, job
 from deskpal.storage import Storage, storage_for
 
 SWEEP_BATCH = 500
@@ -73,42 +73,51 @@ class Sweep(BaseModel):
 
 
 @job("storage.delete_blobs", payload=DeleteBlobs, max_attempts=10)
-async def delete_blobs(ctx: Ctx, p: DeleteBlobs) -> None:
+async def delete_blobs(job: JobContext, p: DeleteBlobs) -> None:
     """Delete blobs whose rows a committed change removed (idempotent: absent blobs are fine)."""
     store = storage_for(p.storage)
-    keep = await referenced(ctx, p.keys)
-    for key in p.keys:
+    async with job.db(write=False) as ctx:
+        keep = await referenced(ctx, p.keys)
         # A key of another customer or of no known area is never touched: the payload is not trusted.
-        if _owned(ctx, key) is not None and key not in keep:
+        doomed = [key for key in p.keys if _owned(ctx, key) is not None and key not in keep]
+    async with job.call_out():
+        for key in doomed:
             await store.delete(key)
 
 
 @job("storage.sweep", payload=Sweep, max_attempts=3, backoff_seconds=60)
-async def sweep(ctx: Ctx, p: Sweep) -> None:
+async def sweep(job: JobContext, p: Sweep) -> None:
     """Delete this customer's blobs that no row references and that are older than the grace
-    period, then schedule the next sweep (one chain per customer and store)."""
+    period, then schedule the next sweep (one chain per customer and store).
+
+    The listing and the deletes talk to the store with no transaction open; each batch's reference
+    check is a read of its own.
+    """
     store = storage_for(p.storage)
     cutoff = utcnow() - timedelta(seconds=p.grace_seconds)
     for name in list(_AREAS):
         batch: list[str] = []
-        async for info in store.list(prefix_of(name, ctx.customer_id)):
+        async for info in store.list(prefix_of(name, job.customer_id)):
             if info.modified_at < cutoff:
                 batch.append(info.key)
             if len(batch) >= SWEEP_BATCH:
-                await _remove_unreferenced(ctx, store, batch)
+                await _remove_unreferenced(job, store, batch)
                 batch = []
         if batch:
-            await _remove_unreferenced(ctx, store, batch)
-    if not await _queued_sweeps(ctx, p.storage, statuses=(JobStatus.QUEUED,)):
-        every = max(p.grace_seconds, MIN_SWEEP_INTERVAL)
-        await ctx.enqueue("storage.sweep", p, run_at=utcnow() + timedelta(seconds=every))
+            await _remove_unreferenced(job, store, batch)
+    async with job.db() as ctx:
+        if not await _queued_sweeps(ctx, p.storage, statuses=(JobStatus.QUEUED,)):
+            every = max(p.grace_seconds, MIN_SWEEP_INTERVAL)
+            await ctx.enqueue("storage.sweep", p, run_at=utcnow() + timedelta(seconds=every))
 
 
-async def _remove_unreferenced(ctx: Ctx, store: Storage, keys: list[str]) -> None:
-    keep = await referenced(ctx, keys)
-    for key in keys:
-        if key not in keep:
-            await store.delete(key)
+async def _remove_unreferenced(job: JobContext, store: Storage, keys: list[str]) -> None:
+    async with job.db(write=False) as ctx:
+        keep = await referenced(ctx, keys)
+    async with job.call_out():
+        for key in keys:
+            if key not in keep:
+                await store.delete(key)
 
 
 async def _queued_sweeps(ctx: Ctx, locator: str, *, statuses: Sequence[JobStatus]) -> list[int]:

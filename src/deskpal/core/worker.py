@@ -1,0 +1,365 @@
+"""The worker: claims due jobs and runs up to `concurrency` of them at once.
+
+Each job is claimed when a slot is free to run it, so its lease starts when it starts; a heartbeat
+renews that lease while the handler runs, and only the holder of the lease (this worker, this
+attempt) may record the outcome. A handler runs with no transaction open (core/jobs.py, JobContext)
+under its type's time limit. Failures retry with backoff unless the handler says otherwise
+(PermanentJobError: dead at once; RetryableJobError(retry_after=...): at that delay).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import random
+import socket
+import traceback
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import ColumnElement, and_, exists, literal_column, or_, select, update
+from sqlalchemy.orm import aliased
+
+from deskpal.core.db import Database, transaction, utcnow
+from deskpal.core.jobs import (
+    REGISTRY,
+    UPKEEP,
+    JobContext,
+    JobRow,
+    JobStatus,
+    JobType,
+    PermanentJobError,
+    RetryableJobError,
+)
+
+log = logging.getLogger("deskpal.jobs")
+
+MAX_BACKOFF_SECONDS = 3600.0
+
+
+def backoff(job_type: JobType | None, attempts: int) -> timedelta:
+    base = job_type.backoff_seconds if job_type else 5.0
+    delay = min(base * 2 ** (attempts - 1), MAX_BACKOFF_SECONDS)
+    return timedelta(seconds=delay * random.uniform(0.8, 1.2))
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """How an attempt ended: error None is success."""
+
+    error: str | None = None
+    permanent: bool = False
+    retry_after: float | None = None
+
+
+def _describe(exc: BaseException) -> str:
+    return "".join(traceback.format_exception_only(exc)).strip()[:4000]
+
+
+def _not_held_back() -> ColumnElement[bool]:
+    """No earlier job of the same customer and ordering key is queued or running."""
+    earlier = aliased(JobRow)
+    active = earlier.status.in_([literal_column("'queued'"), literal_column("'running'")])
+    return or_(
+        JobRow.ordering_key.is_(None),
+        ~exists().where(
+            earlier.customer_id == JobRow.customer_id,
+            earlier.ordering_key == JobRow.ordering_key,
+            earlier.job_id < JobRow.job_id,
+            active,
+        ),
+    )
+
+
+class Worker:
+    """Claims and runs due jobs. Many may run at once, in one process or many."""
+
+    def __init__(
+        self,
+        db: Database,
+        *,
+        lease_seconds: float = 300,
+        poll_seconds: float = 0.5,
+        concurrency: int = 4,
+        heartbeat_seconds: float | None = None,
+        clock: Callable[[], datetime] = utcnow,
+    ) -> None:
+        if concurrency < 1:
+            raise ValueError("concurrency must be at least 1")
+        self.db = db
+        self.lease = timedelta(seconds=lease_seconds)
+        # Three renewals per lease: one slow or failed renewal does not lose it.
+        self.heartbeat_seconds = lease_seconds / 3 if heartbeat_seconds is None else heartbeat_seconds
+        self.poll_seconds = poll_seconds
+        self.concurrency = concurrency
+        self.clock = clock
+        self.name = f"{socket.gethostname()}:{os.getpid()}:{id(self):x}"
+        self._running: set[asyncio.Task[None]] = set()
+
+    # --- claiming --------------------------------------------------------------------------------
+
+    async def claim(self, limit: int | None = None) -> list[JobRow]:
+        """Claim up to `limit` due jobs (default: the free slots) and stamp each one's own lease.
+
+        Only as many as will start at once are claimed, so no claimed job waits for another.
+        """
+        limit = self.concurrency - len(self._running) if limit is None else limit
+        if limit <= 0:
+            return []
+        now = self.clock()
+        due = or_(
+            (JobRow.status == JobStatus.QUEUED) & (JobRow.run_at <= now),
+            (JobRow.status == JobStatus.RUNNING) & (JobRow.locked_until < now),
+        )
+        claimable = and_(due, _not_held_back())
+        async with transaction(self.db) as session:
+            candidates = (
+                select(JobRow.job_id)
+                .where(claimable)
+                .order_by(JobRow.run_at, JobRow.job_id)
+                .limit(limit)
+                .with_for_update(skip_locked=True, of=JobRow)
+                .execution_options(all_tenants=True)
+            )
+            ids = list((await session.scalars(candidates)).all())
+            if not ids:
+                return []
+            # Compare-and-set: a job another worker claimed in the meantime no longer matches.
+            claimed = await session.scalars(
+                update(JobRow)
+                .where(JobRow.job_id.in_(ids), claimable)
+                .values(
+                    status=JobStatus.RUNNING,
+                    attempts=JobRow.attempts + 1,
+                    locked_until=now + self.lease,
+                    locked_by=self.name,
+                )
+                .returning(JobRow)
+                .execution_options(all_tenants=True, synchronize_session=False)
+            )
+            return list(claimed.all())
+
+    def _holds(self, row: JobRow) -> ColumnElement[bool]:
+        """This worker still owns this attempt: nobody took the job over after its lease lapsed."""
+        return and_(
+            JobRow.job_id == row.job_id,
+            JobRow.status == JobStatus.RUNNING,
+            JobRow.locked_by == self.name,
+            JobRow.attempts == row.attempts,
+        )
+
+    async def _renew(self, row: JobRow) -> bool:
+        async with transaction(self.db) as session:
+            result = await session.execute(
+                update(JobRow)
+                .where(self._holds(row))
+                .values(locked_until=self.clock() + self.lease)
+                .execution_options(all_tenants=True, synchronize_session=False)
+            )
+            return int(getattr(result, "rowcount", 0) or 0) == 1
+
+    async def _keep_lease(self, row: JobRow) -> None:
+        """Renew the lease until cancelled; return once it is found lost."""
+        while True:
+            await asyncio.sleep(self.heartbeat_seconds)
+            try:
+                if not await self._renew(row):
+                    return
+            except Exception:  # the database is away: keep trying while the lease may still hold
+                log.warning("worker %s: renewing job %s's lease failed", self.name, row.job_id, exc_info=True)
+
+    # --- running ---------------------------------------------------------------------------------
+
+    async def _attempt(self, row: JobRow, job_type: JobType | None) -> Outcome:
+        if job_type is None:
+            # Retried, not dead: during a rolling deploy an older worker may not know a new kind.
+            return Outcome(f"LookupError: no handler for job kind {row.kind!r}")
+        job = JobContext(
+            self.db,
+            job_id=row.job_id,
+            kind=row.kind,
+            customer_id=row.customer_id,
+            attempt=row.attempts,
+            max_attempts=row.max_attempts,
+        )
+        limit = asyncio.timeout(job_type.timeout_seconds)
+        try:
+            payload = job_type.payload.model_validate(row.payload)
+            async with limit:
+                await job_type.handler(job, payload)
+        except PermanentJobError as exc:
+            return Outcome(_describe(exc), permanent=True)
+        except RetryableJobError as exc:
+            return Outcome(_describe(exc), retry_after=exc.retry_after)
+        except TimeoutError as exc:
+            if limit.expired():
+                return Outcome(
+                    f"TimeoutError: cut off after its time limit of {job_type.timeout_seconds:g} s "
+                    f"(timeout_seconds of {row.kind})"
+                )
+            return Outcome(_describe(exc))  # the handler's own timeout (a socket, a lock)
+        except Exception as exc:
+            log.debug("job %s (%s) raised", row.job_id, row.kind, exc_info=True)
+            return Outcome(_describe(exc))
+        return Outcome()
+
+    async def run_job(self, row: JobRow) -> bool:
+        """Run one claimed job to its outcome; False if its lease was lost meanwhile (nothing recorded)."""
+        job_type = REGISTRY.get(row.kind)
+        work = asyncio.create_task(self._attempt(row, job_type))
+        lease = asyncio.create_task(self._keep_lease(row))
+        try:
+            await asyncio.wait({work, lease}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            lease.cancel()
+            if not work.done():
+                # The lease was lost (another worker runs the job now) or this worker is stopping.
+                work.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await work
+        with contextlib.suppress(asyncio.CancelledError):
+            await lease
+        if work.cancelled():
+            log.warning(
+                "worker %s: lost the lease of job %s (%s) attempt %s; stopped it, recording nothing",
+                self.name,
+                row.job_id,
+                row.kind,
+                row.attempts,
+            )
+            return False
+        outcome = work.result()
+        if outcome.error is not None:
+            log.warning(
+                "job %s (%s) attempt %s failed: %s", row.job_id, row.kind, row.attempts, outcome.error
+            )
+        return await self.finish(row, job_type, outcome)
+
+    async def finish(self, row: JobRow, job_type: JobType | None, outcome: Outcome) -> bool:
+        """Record the outcome, only if this attempt still holds the lease; return whether it did."""
+        now = self.clock()
+        values: dict[str, Any] = {"locked_until": None, "locked_by": None}
+        if outcome.error is None:
+            values.update(status=JobStatus.DONE, finished_at=now, last_error=None)
+        elif outcome.permanent or row.attempts >= row.max_attempts:
+            values.update(status=JobStatus.DEAD, finished_at=now, last_error=outcome.error)
+        else:
+            delay = (
+                backoff(job_type, row.attempts)
+                if outcome.retry_after is None
+                else timedelta(seconds=outcome.retry_after)
+            )
+            values.update(status=JobStatus.QUEUED, run_at=now + delay, last_error=outcome.error)
+        async with transaction(self.db) as session:
+            result = await session.execute(
+                update(JobRow)
+                .where(self._holds(row))
+                .values(**values)
+                .execution_options(all_tenants=True, synchronize_session=False)
+            )
+            recorded = int(getattr(result, "rowcount", 0) or 0) == 1
+        if not recorded:
+            log.warning(
+                "worker %s: job %s attempt %s lost its lease to another worker; its outcome is dropped",
+                self.name,
+                row.job_id,
+                row.attempts,
+            )
+        return recorded
+
+    async def _guarded(self, row: JobRow) -> None:
+        try:
+            await self.run_job(row)
+        except Exception:  # recording failed (the database is away): the lease lapses, it runs again
+            log.exception("worker %s: job %s could not be recorded", self.name, row.job_id)
+
+    async def _fill(self) -> int:
+        """Claim jobs for the free slots and start them; return how many started."""
+        rows = await self.claim()
+        for row in rows:
+            task = asyncio.create_task(self._guarded(row), name=f"job-{row.job_id}")
+            self._running.add(task)
+            task.add_done_callback(self._running.discard)
+        return len(rows)
+
+    async def _wait(self, stop: asyncio.Event | None, seconds: float | None) -> None:
+        """Until a running job ends, `stop` is set, or `seconds` pass."""
+        waiters: set[asyncio.Future[Any]] = {*self._running}
+        stopping = asyncio.ensure_future(stop.wait()) if stop is not None else None
+        if stopping is not None:
+            waiters.add(stopping)
+        try:
+            if waiters:
+                await asyncio.wait(waiters, timeout=seconds, return_when=asyncio.FIRST_COMPLETED)
+            elif seconds is not None:
+                await asyncio.sleep(seconds)
+        finally:
+            if stopping is not None:
+                stopping.cancel()
+
+    async def drain(self) -> None:
+        """Wait for the jobs this worker runs (each is bounded by its time limit)."""
+        while self._running:
+            await asyncio.wait(set(self._running))
+
+    async def run_pending(self, stop: asyncio.Event | None = None) -> int:
+        """Run every job due now, up to `concurrency` at once, until none is due and none runs
+        (or `stop` is set; the running ones still finish). Returns how many ran."""
+        ran = 0
+        try:
+            while True:
+                if not (stop and stop.is_set()):
+                    ran += await self._fill()
+                if not self._running:
+                    return ran
+                await self._wait(stop, None)
+        finally:
+            await self.drain()
+
+    async def housekeeping(self) -> None:
+        """Periodic upkeep that no request triggers: old rate-limit windows."""
+        from deskpal.core import ratelimit
+
+        removed = await ratelimit.sweep(self.db)
+        if removed:
+            log.info("worker %s: swept %d old rate-limit windows", self.name, removed)
+
+    async def _upkeep(self, loop: asyncio.AbstractEventLoop, due: dict[str, float]) -> None:
+        for name, (every, fn) in UPKEEP.items():
+            if loop.time() >= due.get(name, 0.0):
+                due[name] = loop.time() + every
+                try:
+                    await fn(self.db)
+                except Exception:
+                    log.exception("worker %s: %s failed", self.name, name)
+
+    async def run_forever(self, stop: asyncio.Event, *, housekeeping_seconds: float = 600) -> None:
+        log.info("worker %s started (%d at once)", self.name, self.concurrency)
+        next_housekeeping = 0.0
+        loop = asyncio.get_running_loop()
+        next_upkeep = dict.fromkeys(UPKEEP, 0.0)
+        try:
+            while not stop.is_set():
+                if loop.time() >= next_housekeeping:
+                    next_housekeeping = loop.time() + housekeeping_seconds
+                    try:
+                        await self.housekeeping()
+                    except Exception:
+                        log.exception("worker %s: housekeeping failed", self.name)
+                await self._upkeep(loop, next_upkeep)
+                try:
+                    started = await self._fill()
+                except Exception:
+                    log.exception("worker %s: claiming failed; retrying", self.name)
+                    started = 0
+                if len(self._running) >= self.concurrency:
+                    await self._wait(stop, None)  # every slot busy: wait for one to free up
+                elif not started:
+                    await self._wait(stop, self.poll_seconds)  # nothing due: poll again later
+        finally:
+            await self.drain()
+        log.info("worker %s stopped", self.name)
