@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections import Counter
-from datetime import datetime, timedelta
+from datetime import timedelta
 
 import pytest
 from fastapi import FastAPI
@@ -16,6 +16,7 @@ from deskpal.core.context import Ctx
 from deskpal.core.db import transaction, utcnow
 from deskpal.core.jobs import JobContext, JobRow, JobStatus, job
 from deskpal.core.worker import Outcome, Worker
+from tests.core.job_helpers import Clock, enqueue_job, read_job
 from tests.support import Tenant, db_of, run_jobs_until_idle
 
 RUNS: Counter[str] = Counter()
@@ -39,28 +40,6 @@ async def slow(job: JobContext, p: Tagged) -> None:
     await asyncio.sleep(0.01)
 
 
-class Clock:
-    def __init__(self) -> None:
-        self.now = utcnow() + timedelta(seconds=5)  # jobs enqueued just before are due
-
-    def __call__(self) -> datetime:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += timedelta(seconds=seconds)
-
-
-async def _enqueue(app: FastAPI, tenant: Tenant, kind: str, payload: dict[str, object]) -> int:
-    async with transaction(db_of(app), customer_id=tenant.customer_id) as db:
-        row = await Ctx.system(db, tenant.customer_id).enqueue(kind, payload)
-        return row.job_id
-
-
-async def _job(app: FastAPI, tenant: Tenant, job_id: int) -> JobRow:
-    async with transaction(db_of(app), customer_id=tenant.customer_id, write=False) as db:
-        return (await db.scalars(select(JobRow).where(JobRow.job_id == job_id))).one()
-
-
 class TestEnqueue:
     async def test_job_written_in_a_rolled_back_transaction_never_exists(
         self, app: FastAPI, tenant: Tenant
@@ -74,14 +53,14 @@ class TestEnqueue:
 
     async def test_unknown_kind_is_refused(self, app: FastAPI, tenant: Tenant) -> None:
         with pytest.raises(LookupError):
-            await _enqueue(app, tenant, "no.such.kind", {})
+            await enqueue_job(app, tenant, "no.such.kind", {})
 
 
 class TestWorker:
     async def test_noop_job_runs_to_done(self, app: FastAPI, tenant: Tenant) -> None:
-        job_id = await _enqueue(app, tenant, "system.noop", {"note": "hello"})
+        job_id = await enqueue_job(app, tenant, "system.noop", {"note": "hello"})
         assert await run_jobs_until_idle(app) == 1
-        row = await _job(app, tenant, job_id)
+        row = await read_job(app, tenant, job_id)
         assert (row.status, row.attempts, row.last_error) == (JobStatus.DONE, 1, None)
         assert row.finished_at is not None
         assert row.locked_by is None
@@ -89,9 +68,10 @@ class TestWorker:
     async def test_failure_is_retried_after_a_backoff(self, app: FastAPI, tenant: Tenant) -> None:
         clock = Clock()
         worker = Worker(db_of(app), clock=clock)
-        job_id = await _enqueue(app, tenant, "test.flaky", {"tag": f"retry-{uuid.uuid4()}", "fail_times": 1})
+        tag = f"retry-{uuid.uuid4()}"
+        job_id = await enqueue_job(app, tenant, "test.flaky", {"tag": tag, "fail_times": 1})
         await worker.run_pending()
-        row = await _job(app, tenant, job_id)
+        row = await read_job(app, tenant, job_id)
         assert row.status == JobStatus.QUEUED
         assert row.attempts == 1
         assert "planned failure 1" in (row.last_error or "")
@@ -99,7 +79,7 @@ class TestWorker:
         assert await worker.run_pending() == 0  # not due yet
         clock.advance(13)
         assert await worker.run_pending() == 1
-        row = await _job(app, tenant, job_id)
+        row = await read_job(app, tenant, job_id)
         assert (row.status, row.attempts, row.last_error) == (JobStatus.DONE, 2, None)
 
     async def test_job_that_keeps_failing_ends_dead_and_admins_can_retry_it(
@@ -110,11 +90,11 @@ class TestWorker:
         clock = Clock()
         worker = Worker(db_of(app), clock=clock)
         tag = f"dead-{uuid.uuid4()}"
-        job_id = await _enqueue(app, tenant, "test.flaky", {"tag": tag, "fail_times": 99})
+        job_id = await enqueue_job(app, tenant, "test.flaky", {"tag": tag, "fail_times": 99})
         for _ in range(5):
             await worker.run_pending()
             clock.advance(3600)
-        row = await _job(app, tenant, job_id)
+        row = await read_job(app, tenant, job_id)
         assert (row.status, row.attempts) == (JobStatus.DEAD, 3)
         assert RUNS[tag] == 3
         async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as client:
@@ -131,19 +111,19 @@ class TestWorker:
         async with transaction(db_of(app), customer_id=tenant.customer_id) as db:
             row = JobRow(kind="gone.away", payload={}, max_attempts=1, run_at=utcnow())
             db.add(row)
-        ok = await _enqueue(app, tenant, "system.noop", {})
+        ok = await enqueue_job(app, tenant, "system.noop", {})
         await run_jobs_until_idle(app)
-        assert (await _job(app, tenant, row.job_id)).status == JobStatus.DEAD
-        assert (await _job(app, tenant, ok)).status == JobStatus.DONE
+        assert (await read_job(app, tenant, row.job_id)).status == JobStatus.DEAD
+        assert (await read_job(app, tenant, ok)).status == JobStatus.DONE
 
     async def test_handler_runs_bound_to_the_jobs_tenant(
         self, app: FastAPI, tenant: Tenant, other_tenant: Tenant
     ) -> None:
-        a = await _enqueue(app, tenant, "system.noop", {})
-        b = await _enqueue(app, other_tenant, "system.noop", {})
+        a = await enqueue_job(app, tenant, "system.noop", {})
+        b = await enqueue_job(app, other_tenant, "system.noop", {})
         await run_jobs_until_idle(app)
-        assert (await _job(app, tenant, a)).status == JobStatus.DONE
-        assert (await _job(app, other_tenant, b)).status == JobStatus.DONE
+        assert (await read_job(app, tenant, a)).status == JobStatus.DONE
+        assert (await read_job(app, other_tenant, b)).status == JobStatus.DONE
 
 
 class TestConcurrency:
@@ -165,30 +145,30 @@ class TestConcurrency:
     ) -> None:
         clock = Clock()
         crashed = Worker(db_of(app), lease_seconds=30, clock=clock)
-        job_id = await _enqueue(app, tenant, "system.noop", {})
+        job_id = await enqueue_job(app, tenant, "system.noop", {})
         claimed = await crashed.claim()  # ...and the process dies before running it
         assert [r.job_id for r in claimed] == [job_id]
         rescuer = Worker(db_of(app), lease_seconds=30, clock=clock)
         assert await rescuer.run_pending() == 0  # the lease still holds
         clock.advance(31)
         assert await rescuer.run_pending() == 1
-        row = await _job(app, tenant, job_id)
+        row = await read_job(app, tenant, job_id)
         assert (row.status, row.attempts) == (JobStatus.DONE, 2)
         # The crashed worker's late outcome does not overwrite the rescuer's.
         assert not await crashed.finish(claimed[0], None, Outcome("late failure"))
-        assert (await _job(app, tenant, job_id)).status == JobStatus.DONE
+        assert (await read_job(app, tenant, job_id)).status == JobStatus.DONE
 
     async def test_run_forever_stops_when_asked(self, app: FastAPI, tenant: Tenant) -> None:
-        job_id = await _enqueue(app, tenant, "system.noop", {})
+        job_id = await enqueue_job(app, tenant, "system.noop", {})
         stop = asyncio.Event()
         task = asyncio.create_task(Worker(db_of(app), poll_seconds=0.01).run_forever(stop))
         for _ in range(200):
-            if (await _job(app, tenant, job_id)).status == JobStatus.DONE:
+            if (await read_job(app, tenant, job_id)).status == JobStatus.DONE:
                 break
             await asyncio.sleep(0.01)
         stop.set()
         await asyncio.wait_for(task, timeout=5)
-        assert (await _job(app, tenant, job_id)).status == JobStatus.DONE
+        assert (await read_job(app, tenant, job_id)).status == JobStatus.DONE
 
 
 class TestHousekeeping:

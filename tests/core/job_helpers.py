@@ -1,0 +1,45 @@
+"""Helpers of the job tests: a settable clock, enqueueing as a tenant's system actor, reading a job."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from datetime import datetime, timedelta
+from typing import Any
+
+from fastapi import FastAPI
+from sqlalchemy import select
+
+from deskpal.core.context import Ctx
+from deskpal.core.db import transaction, utcnow
+from deskpal.core.jobs import JobRow
+from tests.support import Tenant, db_of
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = utcnow() + timedelta(seconds=5)  # jobs enqueued just before are due
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += timedelta(seconds=seconds)
+
+
+async def enqueue_job(app: FastAPI, tenant: Tenant, kind: str, payload: dict[str, Any], **keys: Any) -> int:
+    async with transaction(db_of(app), customer_id=tenant.customer_id) as db:
+        row = await Ctx.system(db, tenant.customer_id).enqueue(kind, payload, **keys)
+        return row.job_id
+
+
+async def read_job(app: FastAPI, tenant: Tenant, job_id: int) -> JobRow:
+    async with transaction(db_of(app), customer_id=tenant.customer_id, write=False) as db:
+        return (await db.scalars(select(JobRow).where(JobRow.job_id == job_id))).one()
+
+
+async def eventually(check: Callable[[], Awaitable[bool]], *, seconds: float = 10) -> None:
+    """Poll until check() is true; fail after `seconds`."""
+    async with asyncio.timeout(seconds):
+        while not await check():  # noqa: ASYNC110 - the state polled is in the database
+            await asyncio.sleep(0.01)
