@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, exists, literal_column, or_, select, update
+from sqlalchemy import ColumnElement, Select, and_, exists, literal_column, or_, select, update
 from sqlalchemy.orm import aliased
 
 from deskpal.core.db import Database, transaction, utcnow
@@ -75,6 +75,26 @@ def _not_held_back() -> ColumnElement[bool]:
     )
 
 
+def _claimable(now: datetime) -> ColumnElement[bool]:
+    due = or_(
+        (JobRow.status == JobStatus.QUEUED) & (JobRow.run_at <= now),
+        (JobRow.status == JobStatus.RUNNING) & (JobRow.locked_until < now),
+    )
+    return and_(due, _not_held_back())
+
+
+def claim_statement(now: datetime, limit: int) -> Select[tuple[int]]:
+    """The ids of up to `limit` claimable jobs, oldest due first, skipping rows other workers lock."""
+    return (
+        select(JobRow.job_id)
+        .where(_claimable(now))
+        .order_by(JobRow.run_at, JobRow.job_id)
+        .limit(limit)
+        .with_for_update(skip_locked=True, of=JobRow)
+        .execution_options(all_tenants=True)
+    )
+
+
 class Worker:
     """Claims and runs due jobs. Many may run at once, in one process or many."""
 
@@ -111,27 +131,14 @@ class Worker:
         if limit <= 0:
             return []
         now = self.clock()
-        due = or_(
-            (JobRow.status == JobStatus.QUEUED) & (JobRow.run_at <= now),
-            (JobRow.status == JobStatus.RUNNING) & (JobRow.locked_until < now),
-        )
-        claimable = and_(due, _not_held_back())
         async with transaction(self.db) as session:
-            candidates = (
-                select(JobRow.job_id)
-                .where(claimable)
-                .order_by(JobRow.run_at, JobRow.job_id)
-                .limit(limit)
-                .with_for_update(skip_locked=True, of=JobRow)
-                .execution_options(all_tenants=True)
-            )
-            ids = list((await session.scalars(candidates)).all())
+            ids = list((await session.scalars(claim_statement(now, limit))).all())
             if not ids:
                 return []
             # Compare-and-set: a job another worker claimed in the meantime no longer matches.
             claimed = await session.scalars(
                 update(JobRow)
-                .where(JobRow.job_id.in_(ids), claimable)
+                .where(JobRow.job_id.in_(ids), _claimable(now))
                 .values(
                     status=JobStatus.RUNNING,
                     attempts=JobRow.attempts + 1,
