@@ -83,7 +83,7 @@ def _claimable(now: datetime) -> ColumnElement[bool]:
     return and_(due, _not_held_back())
 
 
-def claim_statement(now: datetime, limit: int) -> Select[tuple[int]]:
+def claim_statement(now: datetime, limit: int) -> Select[int]:
     """The ids of up to `limit` claimable jobs, oldest due first, skipping rows other workers lock."""
     return (
         select(JobRow.job_id)
