@@ -43,3 +43,45 @@ async def eventually(check: Callable[[], Awaitable[bool]], *, seconds: float = 1
     async with asyncio.timeout(seconds):
         while not await check():  # noqa: ASYNC110 - the state polled is in the database
             await asyncio.sleep(0.01)
+
+
+async def open_transactions(app: FastAPI) -> list[str]:
+    """What holds a transaction on the app's database right now, seen from outside; [] if nothing:
+    the pool's checked-out connections, and SQLite's write lock (another connection takes it at
+    once, busy timeout 0) or PostgreSQL's sessions idle in a transaction."""
+    import sqlite3
+
+    from sqlalchemy import text
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.ext.asyncio import create_async_engine
+    from sqlalchemy.pool import NullPool
+
+    db = db_of(app)
+    found: list[str] = []
+    checked_out = db.engine.pool.checkedout()  # type: ignore[attr-defined]
+    if checked_out:
+        found.append(f"{checked_out} connection(s) checked out of the pool")
+    if db.dialect == "sqlite":
+        other = sqlite3.connect(make_url(db.url).database or "", timeout=0, isolation_level=None)
+        try:
+            other.execute("BEGIN IMMEDIATE")  # the write lock
+            other.execute("ROLLBACK")
+        except sqlite3.OperationalError as exc:
+            found.append(f"another connection cannot write: {exc}")
+        finally:
+            other.close()
+        return found
+    engine = create_async_engine(db.url, poolclass=NullPool)
+    try:
+        async with engine.connect() as conn:
+            idle = await conn.scalar(
+                text(
+                    "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()"
+                    " AND pid <> pg_backend_pid() AND state LIKE 'idle in transaction%'"
+                )
+            )
+    finally:
+        await engine.dispose()
+    if idle:
+        found.append(f"{idle} PostgreSQL session(s) idle in a transaction")
+    return found
