@@ -194,21 +194,22 @@ class TestOrderingKey:
         a small table would otherwise be scanned)."""
         from sqlalchemy import text
 
-        from deskpal.core.worker import claim_statement
+        from deskpal.core.worker import claim_statements
 
         db = db_of(app)
         await enqueue_job(app, tenant, "system.noop", {}, ordering_key="k")
-        async with db.engine.connect() as conn:
-            compiled = claim_statement(Clock()(), 4).compile(
-                conn.sync_connection, compile_kwargs={"literal_binds": True}
-            )
-            if db.dialect == "postgresql":
-                await conn.execute(text("SET enable_seqscan = off"))
-                rows = await conn.execute(text(f"EXPLAIN {compiled}"))
-                plan = "\n".join(str(r[0]) for r in rows)
-            else:
-                rows = await conn.execute(text(f"EXPLAIN QUERY PLAN {compiled}"))
-                plan = "\n".join(str(r[3]) for r in rows)
-        assert "ix_job_ordering" in plan, plan
-        assert "ix_job_due" in plan, plan
-        assert "Seq Scan" not in plan and "SCAN job" not in plan, plan
+        for stmt in claim_statements():
+            async with db.engine.connect() as conn:
+                bound = stmt.params(now=Clock()(), limit=4)
+                compiled = bound.compile(conn.sync_connection, compile_kwargs={"literal_binds": True})
+                if db.dialect == "postgresql":
+                    await conn.execute(text("SET enable_seqscan = off"))
+                    rows = await conn.execute(text(f"EXPLAIN {compiled}"))
+                    plan = "\n".join(str(r[0]) for r in rows)
+                else:
+                    rows = await conn.execute(text(f"EXPLAIN QUERY PLAN {compiled}"))
+                    plan = "\n".join(str(r[3]) for r in rows)
+            assert "ix_job_ordering" in plan, plan
+            assert "ix_job_due" in plan, plan
+            assert "Seq Scan" not in plan and "SCAN job" not in plan, plan
+            assert "Sort" not in plan and "TEMP B-TREE" not in plan, plan  # read in index order

@@ -40,6 +40,7 @@ class JobStatus(CaseInsensitiveEnum):
 # The jobs that hold back later ones of their ordering key. Spelled as literals, not parameters, so
 # that both planners can match the partial index below (a bound parameter never proves its predicate).
 ACTIVE_SQL = "status IN ('queued', 'running')"
+KEYED_SQL = "idempotency_key IS NOT NULL"
 
 
 class JobRow(TenantOwned, Base):
@@ -47,8 +48,16 @@ class JobRow(TenantOwned, Base):
     __table_args__ = (
         Index("ix_job_due", "status", "run_at"),
         # One job per (customer, kind, key), whatever its status: a retried delivery is a no-op.
-        # NULL keys are distinct on both databases, so jobs without a key are never affected.
-        Index("ix_job_idempotency", "customer_id", "kind", "idempotency_key", unique=True),
+        # Partial: jobs without a key (most) cost no index entry.
+        Index(
+            "ix_job_idempotency",
+            "customer_id",
+            "kind",
+            "idempotency_key",
+            unique=True,
+            postgresql_where=text(KEYED_SQL),
+            sqlite_where=text(KEYED_SQL),
+        ),
         # The claim's "is an earlier job of this key still active?" probe; only active keyed jobs.
         Index(
             "ix_job_ordering",
@@ -257,7 +266,9 @@ async def _enqueue_once(db: AsyncSession, values: dict[str, Any]) -> JobRow:
     stmt = (
         insert(JobRow)
         .values(customer_id=customer_id, created_at=utcnow(), **values)
-        .on_conflict_do_nothing(index_elements=["customer_id", "kind", "idempotency_key"])
+        .on_conflict_do_nothing(
+            index_elements=["customer_id", "kind", "idempotency_key"], index_where=text(KEYED_SQL)
+        )
         .returning(JobRow)
     )
     row = (await db.scalars(stmt)).first()

@@ -11,20 +11,33 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import os
 import random
 import socket
 import traceback
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, and_, exists, literal_column, or_, select, update
+from sqlalchemy import (
+    ColumnElement,
+    Integer,
+    Select,
+    String,
+    and_,
+    bindparam,
+    exists,
+    literal_column,
+    or_,
+    select,
+    update,
+)
 from sqlalchemy.orm import aliased
 
-from deskpal.core.db import Database, transaction, utcnow
+from deskpal.core.db import Database, IdType, UTCDateTime, transaction, utcnow
 from deskpal.core.jobs import (
     REGISTRY,
     UPKEEP,
@@ -75,24 +88,88 @@ def _not_held_back() -> ColumnElement[bool]:
     )
 
 
-def _claimable(now: datetime) -> ColumnElement[bool]:
-    due = or_(
-        (JobRow.status == JobStatus.QUEUED) & (JobRow.run_at <= now),
-        (JobRow.status == JobStatus.RUNNING) & (JobRow.locked_until < now),
-    )
-    return and_(due, _not_held_back())
+_NOW = bindparam("now", type_=UTCDateTime())
+_LIMIT = bindparam("limit", type_=Integer())
+# A lapsed lease (its worker died) and a queued job whose time has come.
+_LAPSED = (JobRow.status == JobStatus.RUNNING) & (JobRow.locked_until < _NOW)
+_QUEUED_DUE = (JobRow.status == JobStatus.QUEUED) & (JobRow.run_at <= _NOW)
 
 
-def claim_statement(now: datetime, limit: int) -> Select[int]:
-    """The ids of up to `limit` claimable jobs, oldest due first, skipping rows other workers lock."""
-    return (
+@dataclass(frozen=True, slots=True)
+class _Statements:
+    """Built once: building the ordering probe's alias and adapting it cost more than running it."""
+
+    claims: tuple[Select[int], ...]
+    take: Any  # UPDATE … RETURNING: the compare-and-set claim of the chosen ids
+    renew: Any  # UPDATE: extend the lease of an attempt still held
+    finish: dict[frozenset[str], Any] = field(default_factory=dict)  # UPDATE per set of columns
+
+
+def claim_statements() -> tuple[Select[int], ...]:
+    """The ids of up to :limit claimable jobs at :now, skipping rows other workers lock: lapsed
+    leases first (few; they must not starve behind a long queue), then queued jobs, oldest due first.
+
+    Two statements rather than one with OR: each reads ix_job_due in order and stops after :limit
+    rows, where the OR had both planners gather and sort every due job on every claim.
+    """
+    return _statements().claims
+
+
+# An attempt this worker still owns: nobody took the job over after its lease lapsed.
+_HOLDS = and_(
+    JobRow.job_id == bindparam("held_job_id", type_=IdType),
+    JobRow.status == JobStatus.RUNNING,
+    JobRow.locked_by == bindparam("held_by", type_=String()),
+    JobRow.attempts == bindparam("held_attempt", type_=Integer()),
+)
+_CROSS_TENANT = {"all_tenants": True, "synchronize_session": False}
+
+
+@functools.cache
+def _statements() -> _Statements:
+    claims = tuple(
         select(JobRow.job_id)
-        .where(_claimable(now))
-        .order_by(JobRow.run_at, JobRow.job_id)
-        .limit(limit)
+        .where(due, _not_held_back())
+        .order_by(JobRow.run_at)
+        .limit(_LIMIT)
         .with_for_update(skip_locked=True, of=JobRow)
         .execution_options(all_tenants=True)
+        for due in (_LAPSED, _QUEUED_DUE)
     )
+    take = (
+        update(JobRow)
+        .where(
+            JobRow.job_id.in_(bindparam("ids", expanding=True)), or_(_LAPSED, _QUEUED_DUE), _not_held_back()
+        )
+        .values(
+            status=JobStatus.RUNNING,
+            attempts=JobRow.attempts + 1,
+            locked_until=bindparam("until", type_=UTCDateTime()),
+            locked_by=bindparam("worker_name", type_=String()),
+        )
+        .returning(JobRow)
+        .execution_options(**_CROSS_TENANT)
+    )
+    renew = (
+        update(JobRow)
+        .where(_HOLDS)
+        .values(locked_until=bindparam("until", type_=UTCDateTime()))
+        .execution_options(**_CROSS_TENANT)
+    )
+    return _Statements(claims, take, renew)
+
+
+def _finish_statement(columns: frozenset[str]) -> Any:
+    cache = _statements().finish
+    if columns not in cache:
+        table = JobRow.__table__
+        cache[columns] = (
+            update(JobRow)
+            .where(_HOLDS)
+            .values({c: bindparam(f"new_{c}", type_=table.c[c].type) for c in sorted(columns)})
+            .execution_options(**_CROSS_TENANT)
+        )
+    return cache[columns]
 
 
 class Worker:
@@ -132,41 +209,25 @@ class Worker:
             return []
         now = self.clock()
         async with transaction(self.db) as session:
-            ids = list((await session.scalars(claim_statement(now, limit))).all())
+            ids: list[int] = []
+            for stmt in claim_statements():
+                ids += (await session.scalars(stmt, {"now": now, "limit": limit - len(ids)})).all()
+                if len(ids) >= limit:
+                    break
             if not ids:
                 return []
             # Compare-and-set: a job another worker claimed in the meantime no longer matches.
-            claimed = await session.scalars(
-                update(JobRow)
-                .where(JobRow.job_id.in_(ids), _claimable(now))
-                .values(
-                    status=JobStatus.RUNNING,
-                    attempts=JobRow.attempts + 1,
-                    locked_until=now + self.lease,
-                    locked_by=self.name,
-                )
-                .returning(JobRow)
-                .execution_options(all_tenants=True, synchronize_session=False)
-            )
+            params = {"ids": ids, "now": now, "until": now + self.lease, "worker_name": self.name}
+            claimed = await session.scalars(_statements().take, params)
             return list(claimed.all())
 
-    def _holds(self, row: JobRow) -> ColumnElement[bool]:
-        """This worker still owns this attempt: nobody took the job over after its lease lapsed."""
-        return and_(
-            JobRow.job_id == row.job_id,
-            JobRow.status == JobStatus.RUNNING,
-            JobRow.locked_by == self.name,
-            JobRow.attempts == row.attempts,
-        )
+    def _held(self, row: JobRow) -> dict[str, Any]:
+        return {"held_job_id": row.job_id, "held_by": self.name, "held_attempt": row.attempts}
 
     async def _renew(self, row: JobRow) -> bool:
         async with transaction(self.db) as session:
-            result = await session.execute(
-                update(JobRow)
-                .where(self._holds(row))
-                .values(locked_until=self.clock() + self.lease)
-                .execution_options(all_tenants=True, synchronize_session=False)
-            )
+            params = {**self._held(row), "until": self.clock() + self.lease}
+            result = await session.execute(_statements().renew, params)
             return int(getattr(result, "rowcount", 0) or 0) == 1
 
     async def _keep_lease(self, row: JobRow) -> None:
@@ -261,13 +322,10 @@ class Worker:
                 else timedelta(seconds=outcome.retry_after)
             )
             values.update(status=JobStatus.QUEUED, run_at=now + delay, last_error=outcome.error)
+        stmt = _finish_statement(frozenset(values))
         async with transaction(self.db) as session:
-            result = await session.execute(
-                update(JobRow)
-                .where(self._holds(row))
-                .values(**values)
-                .execution_options(all_tenants=True, synchronize_session=False)
-            )
+            params = {**self._held(row), **{f"new_{c}": v for c, v in values.items()}}
+            result = await session.execute(stmt, params)
             recorded = int(getattr(result, "rowcount", 0) or 0) == 1
         if not recorded:
             log.warning(

@@ -1,7 +1,7 @@
 """jobs: idempotency and ordering keys
 
 `idempotency_key`: a second enqueue of the same (customer, kind, key) returns the first job; a
-unique index makes that race-safe (NULL keys are distinct on both databases). `ordering_key`: jobs
+unique index over the keyed jobs only makes that race-safe. `ordering_key`: jobs
 of one customer sharing a key run one at a time in enqueue order; a partial index over the active
 (queued or running) keyed jobs answers the claim's "is an earlier one still active?" probe.
 
@@ -20,8 +20,9 @@ down_revision: str | None = "0008"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
-# Frozen copy of core/jobs.py's predicate as of this revision.
+# Frozen copies of core/jobs.py's predicates as of this revision.
 _ACTIVE_KEYED = "ordering_key IS NOT NULL AND status IN ('queued', 'running')"
+_IDEMPOTENT = "idempotency_key IS NOT NULL"
 
 
 def upgrade() -> None:
