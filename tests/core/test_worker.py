@@ -324,6 +324,46 @@ class TestConcurrency:
         await asyncio.wait_for(task, timeout=5)
         assert PEAK[group] == 2
 
+    async def test_stopping_claims_no_more_and_lets_running_jobs_finish(
+        self, app: FastAPI, tenant: Tenant
+    ) -> None:
+        group = _tag("stop")
+        ids = [await enqueue_job(app, tenant, "test.overlap", {"group": group}) for _ in range(4)]
+        stop = asyncio.Event()
+        task = asyncio.create_task(Worker(db_of(app), concurrency=2).run_pending(stop))
+
+        async def two_running() -> bool:
+            return ACTIVE[group] == 2
+
+        await eventually(two_running)
+        stop.set()
+        assert await asyncio.wait_for(task, timeout=5) == 2
+        statuses = sorted([(await read_job(app, tenant, i)).status for i in ids])
+        assert statuses == [JobStatus.DONE, JobStatus.DONE, JobStatus.QUEUED, JobStatus.QUEUED]
+
+    async def test_a_cancelled_worker_stops_its_jobs_and_their_leases_lapse(
+        self, app: FastAPI, tenant: Tenant
+    ) -> None:
+        tag = _tag("cancelled")
+        RELEASE[tag] = asyncio.Event()  # never set
+        job_id = await enqueue_job(app, tenant, "test.held_first_attempt", {"tag": tag})
+        task = asyncio.create_task(Worker(db_of(app), lease_seconds=30).run_forever(asyncio.Event()))
+
+        async def started() -> bool:
+            return SEEN_ATTEMPTS.get(tag) == [1]
+
+        await eventually(started)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await asyncio.wait_for(task, timeout=5)
+        assert tag in CANCELLED
+        assert (await read_job(app, tenant, job_id)).status == JobStatus.RUNNING  # until its lease lapses
+        clock = Clock()
+        clock.advance(31)
+        assert await Worker(db_of(app), clock=clock).run_pending() == 1
+        row = await read_job(app, tenant, job_id)
+        assert (row.status, row.attempts) == (JobStatus.DONE, 2)
+
     def test_concurrency_is_a_setting(self, monkeypatch: pytest.MonkeyPatch) -> None:
         assert Settings().worker_concurrency == 4
         monkeypatch.setenv("DESKPAL_WORKER_CONCURRENCY", "9")

@@ -371,17 +371,27 @@ class Worker:
         while self._running:
             await asyncio.wait(set(self._running))
 
+    def _abandon(self) -> None:
+        """This worker's own task was cancelled: stop its jobs too (their leases lapse and another
+        worker runs them again)."""
+        for task in self._running:
+            task.cancel()
+
     async def run_pending(self, stop: asyncio.Event | None = None) -> int:
         """Run every job due now, up to `concurrency` at once, until none is due and none runs
         (or `stop` is set; the running ones still finish). Returns how many ran."""
         ran = 0
         try:
             while True:
-                if not (stop and stop.is_set()):
+                stopping = stop is not None and stop.is_set()
+                if not stopping:
                     ran += await self._fill()
                 if not self._running:
                     return ran
-                await self._wait(stop, None)
+                await self._wait(None if stopping else stop, None)
+        except asyncio.CancelledError:
+            self._abandon()
+            raise
         finally:
             await self.drain()
 
@@ -425,6 +435,9 @@ class Worker:
                     await self._wait(stop, None)  # every slot busy: wait for one to free up
                 elif not started:
                     await self._wait(stop, self.poll_seconds)  # nothing due: poll again later
+        except asyncio.CancelledError:
+            self._abandon()
+            raise
         finally:
             await self.drain()
         log.info("worker %s stopped", self.name)
