@@ -196,11 +196,13 @@ class Worker:
         self.clock = clock
         self.name = f"{socket.gethostname()}:{os.getpid()}:{id(self):x}"
         self._running: set[asyncio.Task[None]] = set()
+        self._lapsed_checked_at: float | None = None  # loop time of the last look for lapsed leases
 
     # --- claiming --------------------------------------------------------------------------------
 
-    async def claim(self, limit: int | None = None) -> list[JobRow]:
-        """Claim up to `limit` due jobs (default: the free slots) and stamp each one's own lease.
+    async def claim(self, limit: int | None = None, *, lapsed: bool = True) -> list[JobRow]:
+        """Claim up to `limit` due jobs (default: the free slots) and stamp each one's own lease;
+        `lapsed`: also jobs whose worker's lease lapsed.
 
         Only as many as will start at once are claimed, so no claimed job waits for another.
         """
@@ -208,9 +210,10 @@ class Worker:
         if limit <= 0:
             return []
         now = self.clock()
+        lapsed_leases, queued = claim_statements()
         async with transaction(self.db) as session:
             ids: list[int] = []
-            for stmt in claim_statements():
+            for stmt in (lapsed_leases, queued) if lapsed else (queued,):
                 ids += (await session.scalars(stmt, {"now": now, "limit": limit - len(ids)})).all()
                 if len(ids) >= limit:
                     break
@@ -342,9 +345,20 @@ class Worker:
         except Exception:  # recording failed (the database is away): the lease lapses, it runs again
             log.exception("worker %s: job %s could not be recorded", self.name, row.job_id)
 
+    def _look_for_lapsed(self) -> bool:
+        """At most once per heartbeat interval: a lease lapses only after a whole lease, and the
+        extra read on every claim cost the busy queue a round trip per job."""
+        now = asyncio.get_running_loop().time()
+        if self._lapsed_checked_at is not None and now - self._lapsed_checked_at < self.heartbeat_seconds:
+            return False
+        self._lapsed_checked_at = now
+        return True
+
     async def _fill(self) -> int:
         """Claim jobs for the free slots and start them; return how many started."""
-        rows = await self.claim()
+        if len(self._running) >= self.concurrency:
+            return 0
+        rows = await self.claim(lapsed=self._look_for_lapsed())
         for row in rows:
             task = asyncio.create_task(self._guarded(row), name=f"job-{row.job_id}")
             self._running.add(task)
@@ -381,6 +395,7 @@ class Worker:
         """Run every job due now, up to `concurrency` at once, until none is due and none runs
         (or `stop` is set; the running ones still finish). Returns how many ran."""
         ran = 0
+        self._lapsed_checked_at = None  # "due now" includes the lapsed leases
         try:
             while True:
                 stopping = stop is not None and stop.is_set()
