@@ -16,7 +16,7 @@ from pydantic import BaseModel
 
 from deskpal.config import Settings
 from deskpal.core.db import utcnow
-from deskpal.core.jobs import JobContext, JobStatus, PermanentJobError, RetryableJobError, job
+from deskpal.core.jobs import REGISTRY, JobContext, JobStatus, PermanentJobError, RetryableJobError, job
 from deskpal.core.worker import Worker
 from tests.core.job_helpers import Clock, enqueue_job, eventually, read_job
 from tests.support import Tenant, db_of
@@ -223,6 +223,18 @@ class TestTimeLimit:
         row = await read_job(app, tenant, job_id)
         assert row.status == JobStatus.QUEUED
         assert row.last_error == "TimeoutError: the SMTP server did not answer"
+
+    def test_a_handler_written_for_a_transaction_is_refused_at_import(self) -> None:
+        from deskpal.core.context import Ctx
+
+        async def old_style(ctx: Ctx, p: Nap) -> None:
+            return None
+
+        with pytest.raises(
+            TypeError, match=r"test.old_style: a handler takes \(job: JobContext, payload\), not Ctx"
+        ):
+            job("test.old_style", payload=Nap)(old_style)
+        assert "test.old_style" not in REGISTRY
 
     def test_a_time_limit_must_be_positive(self) -> None:
         with pytest.raises(ValueError, match="timeout_seconds"):

@@ -9,6 +9,7 @@ so handlers must be idempotent.
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -191,10 +192,24 @@ def job(
         raise ValueError("timeout_seconds must be positive")
 
     def register(fn: Handler) -> Handler:
+        _check_first_parameter(kind, fn)
         REGISTRY[kind] = JobType(kind, payload, fn, max_attempts, backoff_seconds, timeout_seconds)
         return fn
 
     return register
+
+
+def _check_first_parameter(kind: str, fn: Handler) -> None:
+    """Handlers written for the old signature (a Ctx bound to an open transaction) fail at import,
+    not at their first run."""
+    params = list(inspect.signature(fn).parameters.values())
+    annotation = params[0].annotation if params else None
+    name = annotation if isinstance(annotation, str) else getattr(annotation, "__name__", "")
+    if annotation is not inspect.Parameter.empty and name != "JobContext":
+        raise TypeError(
+            f"job {kind}: a handler takes (job: JobContext, payload), not {name or repr(annotation)}; "
+            "it opens short transactions with `async with job.db() as ctx` (core/jobs.py)"
+        )
 
 
 Upkeep = Callable[[Database], Awaitable[Any]]
