@@ -127,10 +127,6 @@ class JobContext:
         self._open = 0
         self._calling = 0
 
-    @property
-    def is_last_attempt(self) -> bool:
-        return self.attempt >= self.max_attempts
-
     @asynccontextmanager
     async def db(self, *, write: bool = True) -> AsyncIterator[Ctx]:
         """One short unit of work as the system actor of the job's customer (write=False: a read in
