@@ -6,7 +6,7 @@ of one customer sharing a key run one at a time in enqueue order; a partial inde
 (queued or running) keyed jobs answers the claim's "is an earlier one still active?" probe.
 
 Revision ID: 0013
-Revises: 0008
+Revises: 0011
 Create Date: 2026-12-03 03:00:00
 """
 
@@ -16,7 +16,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0013"
-down_revision: str | None = "0008"
+down_revision: str | None = "0011"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
