@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 from sqlalchemy import delete, func, select, update
 
@@ -114,6 +116,110 @@ class TestSubqueries:
                 await db.scalar(select(func.count()).select_from(select(Topic).subquery()))
 
 
+def _shapes() -> tuple[dict[str, Any], dict[str, Any]]:
+    """Statements tenant_bound must refuse, and ones it must accept, by name: builders, called
+    in the test."""
+    from sqlalchemy import and_, bindparam, case, literal_column, not_, or_, text, true, union_all
+    from sqlalchemy.orm import aliased
+    from sqlalchemy.sql import column, table
+
+    from deskpal.channels.models import Channel
+    from deskpal.tickets.models import Ticket, TicketTopic
+
+    t = bindparam("tenant_id")
+    own = Ticket.customer_id == t
+    base = select(Ticket.ticket_id)
+    other = aliased(Ticket, name="other")
+    topics = select(TicketTopic.ticket_id)
+    core: Any = Ticket.__table__
+    search = table("ticket_message_search", column("message_id"), column("customer_id"))
+    bypasses = {
+        "inside OR": lambda: base.where(or_(own, Ticket.ticket_id == 1)),
+        "inside NOT": lambda: base.where(not_(or_(Ticket.customer_id != t, Ticket.ticket_id == 1))),
+        "inside CASE": lambda: base.where(case((own, true()), else_=true()) == true()),
+        "unscoped second alias": lambda: base.join(other, other.ticket_id == Ticket.ticket_id).where(own),
+        "alias scoped by the other copy's column": lambda: base.join(
+            other, and_(other.ticket_id == Ticket.ticket_id, own)
+        ).where(own),
+        "outer join's ON scoping its left side": lambda: (
+            select(Ticket.ticket_id)
+            .select_from(Ticket)
+            .outerjoin(Channel, and_(Channel.channel_id == Ticket.channel_id, Channel.customer_id == t, own))
+        ),
+        "unscoped IN subquery": lambda: base.where(own, Ticket.ticket_id.in_(topics)),
+        "unscoped EXISTS": lambda: base.where(
+            own, select(TicketTopic.topic_id).where(TicketTopic.ticket_id == Ticket.ticket_id).exists()
+        ),
+        "unscoped scalar subquery in the columns": lambda: select(
+            Ticket.ticket_id,
+            select(TicketTopic.topic_id).where(TicketTopic.ticket_id == Ticket.ticket_id).scalar_subquery(),
+        ).where(own),
+        "unscoped CTE": lambda: base.where(own, Ticket.ticket_id.in_(select(topics.cte("c")))),
+        "unscoped FROM subquery": lambda: select(topics.subquery().c.ticket_id),
+        "unscoped UNION member": lambda: union_all(base.where(own), topics),
+        "a literal tenant": lambda: base.where(Ticket.customer_id == 1),
+        "a tenant parameter made unique": lambda: base.where(
+            Ticket.customer_id == bindparam("tenant_id", unique=True)
+        ),
+        "tenant compared by another column": lambda: base.where(Ticket.channel_id == t),
+        "an unmapped table with customer_id": lambda: select(search.c.message_id),
+        "raw SQL in FROM": lambda: (
+            select(core.c.ticket_id, literal_column("x"))
+            .where(core.c.customer_id == t)
+            .select_from(text("ticket_topic"))
+        ),
+        "raw SQL reading a table": lambda: base.where(
+            own, Ticket.ticket_id == literal_column("(SELECT max(ticket_id) FROM ticket_topic)")
+        ),
+    }
+    scoped = {
+        "WHERE": lambda: base.where(own),
+        "nested AND": lambda: base.where(and_(Ticket.ticket_id > 0, and_(own, true()))),
+        "joined table in its ON": lambda: base.join(
+            TicketTopic, and_(TicketTopic.ticket_id == Ticket.ticket_id, TicketTopic.customer_id == t)
+        ).where(own),
+        "second alias scoped itself": lambda: base.join(
+            other, and_(other.ticket_id == Ticket.ticket_id, other.customer_id == t)
+        ).where(own),
+        "correlated subquery scoped on its own table": lambda: base.where(
+            own,
+            select(TicketTopic.topic_id)
+            .where(TicketTopic.ticket_id == Ticket.ticket_id, TicketTopic.customer_id == t)
+            .exists(),
+        ),
+        "scoped CTE": lambda: base.where(
+            own,
+            Ticket.ticket_id.in_(select(topics.where(TicketTopic.customer_id == t).cte("c"))),
+        ),
+        "an unmapped table scoped": lambda: select(search.c.message_id).where(search.c.customer_id == t),
+    }
+    return bypasses, scoped
+
+
+# What the refusal names: the unscoped element ("<table> AS <alias>" for an alias), or the raw SQL.
+_BYPASSES = {
+    "inside OR": "ticket",
+    "inside NOT": "ticket",
+    "inside CASE": "ticket",
+    "unscoped second alias": "ticket AS other",
+    "alias scoped by the other copy's column": "ticket AS other",
+    "outer join's ON scoping its left side": "ticket",
+    "unscoped IN subquery": "ticket_topic",
+    "unscoped EXISTS": "ticket_topic",
+    "unscoped scalar subquery in the columns": "ticket_topic",
+    "unscoped CTE": "ticket_topic",
+    "unscoped FROM subquery": "ticket_topic",
+    "unscoped UNION member": "ticket_topic",
+    "a literal tenant": "ticket",
+    "a tenant parameter made unique": "ticket",
+    "tenant compared by another column": "ticket",
+    "an unmapped table with customer_id": "ticket_message_search",
+    "raw SQL in FROM": "raw SQL in FROM",
+    "raw SQL reading a table": "raw SQL that reads a table",
+}
+_SCOPED = sorted(_shapes()[1])
+
+
 class TestStatementsBuiltOnce:
     """tenant_bound / read_bound: reads built once, the tenant a checked bound parameter."""
 
@@ -132,6 +238,47 @@ class TestStatementsBuiltOnce:
             tenant_bound(select(Ticket.ticket_id).join(TicketTopic, joined).where(scoped))
         with pytest.raises(TenantNotBound):  # a literal tenant is not the bound parameter
             tenant_bound(select(Ticket.ticket_id).where(Ticket.customer_id == 1))
+
+    @pytest.mark.parametrize("shape", sorted(_BYPASSES))
+    def test_each_unscoped_shape_is_refused_naming_what_is_unscoped(self, shape: str) -> None:
+        """Issue 11.4: OR, NOT, CASE, a second alias and a literal passed the old check (a comparison
+        anywhere in the tree, by table name); subqueries of every kind are checked on their own."""
+        import re
+
+        from deskpal.core.tenancy import tenant_bound
+
+        assert set(_BYPASSES) == set(_shapes()[0])
+        with pytest.raises(TenantNotBound, match=rf"\[['\"]{re.escape(_BYPASSES[shape])}['\": ]"):
+            tenant_bound(_shapes()[0][shape]())
+
+    @pytest.mark.parametrize("shape", _SCOPED)
+    def test_each_scoped_shape_is_accepted(self, shape: str) -> None:
+        from deskpal.core.tenancy import tenant_bound
+
+        stmt = _shapes()[1][shape]()
+        assert tenant_bound(stmt) is stmt
+
+    async def test_a_checked_statement_extended_later_is_refused(self, app: object, tenant: Tenant) -> None:
+        """Issue 11.4: the mark was an execution option, which .join() and .where() copy along."""
+        from sqlalchemy import bindparam
+
+        from deskpal.core.tenancy import read_bound, tenant_bound
+        from deskpal.tickets.models import TicketTopic
+
+        await _add_topic(app, tenant, "ours")
+        checked = tenant_bound(select(Topic.name).where(Topic.customer_id == bindparam("tenant_id")))
+        copies = {
+            "join": checked.join(TicketTopic, TicketTopic.topic_id == Topic.topic_id),
+            "where": checked.where(Topic.name == "ours"),
+            "execution_options": checked.execution_options(yield_per=1),
+            "limit": checked.limit(1),
+        }
+        async with transaction(db_of(app), write=False, customer_id=tenant.customer_id) as db:
+            assert [r.name for r in await read_bound(db, checked)] == ["ours"]
+            for name, copy in copies.items():
+                with pytest.raises(TenantNotBound):
+                    await read_bound(db, copy)
+                assert copy is not checked, name
 
     async def test_read_bound_takes_the_tenant_from_the_session(
         self, app: object, tenant: Tenant, other_tenant: Tenant

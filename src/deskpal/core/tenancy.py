@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import functools
+import re
+import weakref
+from collections.abc import Iterable, Iterator
 from typing import Any, TypeVar
 
-from sqlalchemy import Column, ForeignKey, Table, bindparam, event, insert, select, update
+from sqlalchemy import ForeignKey, Table, bindparam, event, insert, select, update
 from sqlalchemy import inspect as sa_inspect
+from sqlalchemy.engine.default import StrCompileDialect
 from sqlalchemy.orm import (
     Mapped,
     ORMExecuteState,
@@ -17,7 +21,24 @@ from sqlalchemy.orm import (
 )
 from sqlalchemy.orm.attributes import set_committed_value
 from sqlalchemy.sql import Executable, operators, visitors
-from sqlalchemy.sql.elements import BinaryExpression, BindParameter
+from sqlalchemy.sql.compiler import StrSQLCompiler
+from sqlalchemy.sql.elements import (
+    BinaryExpression,
+    BindParameter,
+    BooleanClauseList,
+    ColumnClause,
+    Grouping,
+    TextClause,
+)
+from sqlalchemy.sql.selectable import (
+    Alias,
+    AliasedReturnsRows,
+    FromGrouping,
+    Join,
+    TableClause,
+    TableSample,
+    TextualSelect,
+)
 
 from deskpal.core.db import Base, IdType
 
@@ -211,46 +232,140 @@ async def update_now(session: Any, obj: Any, changes: dict[str, Any]) -> None:
 # connection with the value taken from the session, never from the caller.
 
 TENANT_PARAM = "tenant_id"
-_CHECKED = "deskpal_tenant_bound"
+# The statements tenant_bound passed, by identity. A copy made later (.where(), .join(),
+# .execution_options()) is a new object, so it is not in here and read_bound refuses it: an
+# execution option would have been copied into it, and so would have vouched for a join added
+# after the check.
+_CHECKED: weakref.WeakSet[Any] = weakref.WeakSet()
+# A raw SQL fragment that reads a table (text(), literal_column()) cannot be checked.
+_RAW_READ = re.compile(r"\b(from|join)\b", re.IGNORECASE)
 
 
-def _scoped_tables(stmt: Any) -> tuple[set[str], set[str]]:
-    """(tenant tables the statement reads, tables it compares with :tenant_id)."""
+class _FromRecorder(StrSQLCompiler):
+    """Compiles a statement and notes every SELECT in it (subqueries, scalar subqueries, EXISTS,
+    CTEs, LATERAL, each member of a UNION) with the FROM list SQLAlchemy renders for it: after
+    correlation, so a correlated subquery's outer table is the outer SELECT's, not its own."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        self.selects: list[tuple[Any, list[Any]]] = []  # filled while super() compiles
+        super().__init__(*args, **kwargs)
+
+    def _setup_select_stack(self, select: Any, *args: Any) -> Any:
+        froms = super()._setup_select_stack(select, *args)  # type: ignore[no-untyped-call]
+        self.selects.append((select, list(froms)))
+        return froms
+
+
+class _RecordingDialect(StrCompileDialect):
+    statement_compiler = _FromRecorder
+
+
+def _conjuncts(criteria: Iterable[Any]) -> Iterator[Any]:
+    """The top-level AND terms: a term inside OR, NOT or CASE is not one."""
+    for term in criteria:
+        while isinstance(term, Grouping):
+            term = term.element
+        if isinstance(term, BooleanClauseList) and term.operator is operators.and_:
+            yield from _conjuncts(term.clauses)
+        else:
+            yield term
+
+
+def _plain(element: Any) -> Any:
+    # The ORM compiles annotated copies of tables and columns; identity is the plain object's.
+    return element._deannotate() if hasattr(element, "_deannotate") else element
+
+
+def _scoped(criteria: Iterable[Any]) -> set[Any]:
+    """The FROM elements (tables, aliases) whose own customer_id a top-level term compares with
+    :tenant_id."""
+    scoped: set[Any] = set()
+    for term in _conjuncts(criteria):
+        if not (isinstance(term, BinaryExpression) and term.operator is operators.eq):
+            continue
+        sides = (term.left, term.right)
+        if not any(isinstance(s, BindParameter) and s.key == TENANT_PARAM for s in sides):
+            continue
+        for side in sides:
+            if isinstance(side, ColumnClause) and side.name == "customer_id" and side.table is not None:
+                scoped.add(_plain(side.table))
+    return scoped
+
+
+def _tables(element: Any, scoped_by_on: set[Any]) -> Iterator[tuple[Any, set[Any]]]:
+    """Each table-like element of one FROM entry, with what the ON clauses above it scope: a join's
+    ON scopes its right side (an outer join's left side keeps every row, whatever ON says); a full
+    join's ON scopes neither."""
+    if isinstance(element, FromGrouping):
+        yield from _tables(element.element, scoped_by_on)
+    elif isinstance(element, Join):
+        yield from _tables(element.left, set() if element.full else scoped_by_on)
+        on = set() if element.full else scoped_by_on | _scoped([element.onclause])
+        yield from _tables(element.right, on)
+    else:
+        yield element, scoped_by_on
+
+
+def _tenant_table(element: Any) -> str | None:
+    """The name of the tenant table a FROM element reads (itself or aliased), else None. A table
+    the ORM does not map (the PostgreSQL search table) is a tenant table by its customer_id."""
+    base = _plain(element)
+    while isinstance(base, (Alias, TableSample)):
+        base = _plain(base.element)
+    if isinstance(base, TableClause) and (base.name in _tenant_tables() or "customer_id" in base.c):
+        return base.name
+    return None
+
+
+def _unscoped(stmt: Any) -> tuple[set[str], list[str]]:
+    """(tenant tables the statement reads, a description of each FROM element left unscoped)."""
+    compiled = stmt.compile(dialect=_RecordingDialect())
     read: set[str] = set()
-    scoped: set[str] = set()
-    names = _tenant_tables()
+    unscoped: list[str] = []
+    for one, froms in compiled.selects:
+        where = _scoped(one._where_criteria)
+        for entry in froms:
+            for element, scoped_by_on in _tables(entry, set()):
+                if isinstance(element, (TextClause, TextualSelect)) or (
+                    isinstance(element, AliasedReturnsRows) and isinstance(element.element, TextualSelect)
+                ):
+                    unscoped.append(f"raw SQL in FROM: {element}")
+                    continue
+                name = _tenant_table(element)
+                if name is None:
+                    continue
+                read.add(name)
+                if _plain(element) not in where | scoped_by_on:
+                    alias = getattr(element, "name", name)
+                    unscoped.append(name if alias == name else f"{name} AS {alias}")
     for element in visitors.iterate(stmt):
-        if isinstance(element, Table) and element.name in names:
-            read.add(element.name)
-        elif isinstance(element, BinaryExpression) and element.operator is operators.eq:
-            sides = (element.left, element.right)
-            param = any(isinstance(s, BindParameter) and s.key == TENANT_PARAM for s in sides)
-            scoped.update(
-                side.table.name
-                for side in sides
-                if param
-                and isinstance(side, Column)
-                and side.name == "customer_id"
-                and isinstance(side.table, Table)
-            )
-    return read, scoped
+        raw = element.text if isinstance(element, TextClause) else None
+        if isinstance(element, ColumnClause) and element.is_literal:
+            raw = element.name
+        if raw is not None and _RAW_READ.search(raw):
+            unscoped.append(f"raw SQL that reads a table: {raw!r}")
+    return read, unscoped
 
 
 def tenant_bound(stmt: S) -> S:
-    """Mark a statement built once as scoped by :tenant_id; refused unless every tenant table it
-    reads is compared with that parameter."""
-    read, scoped = _scoped_tables(stmt)
+    """Check a statement built once and remember it (by identity) for read_bound.
+
+    Refused (TenantNotBound) unless, in every SELECT of it, every FROM element that is a tenant
+    table (each alias separately) is scoped by a top-level AND term `<that element>.customer_id =
+    :tenant_id` of the SELECT's WHERE, or of the ON of the join that brings it in."""
+    read, unscoped = _unscoped(stmt)
+    if unscoped:
+        raise TenantNotBound(f"not scoped by :{TENANT_PARAM}: {sorted(set(unscoped))}")
     if not read:
         raise ValueError("tenant_bound: the statement reads no tenant table")
-    if read - scoped:
-        raise TenantNotBound(f"not scoped by :{TENANT_PARAM}: {sorted(read - scoped)}")
-    return stmt.execution_options(**{_CHECKED: True})
+    _CHECKED.add(stmt)
+    return stmt
 
 
 async def read_bound(session: Any, stmt: Any, params: dict[str, Any] | None = None) -> Any:
     """Run a tenant_bound statement for the session's tenant (a Result of plain rows)."""
-    if not stmt.get_execution_options().get(_CHECKED):
-        raise TenantNotBound("read_bound runs tenant_bound statements only")
+    if stmt not in _CHECKED:
+        raise TenantNotBound("read_bound runs statements tenant_bound returned, unchanged, only")
     values = {**(params or {}), TENANT_PARAM: bound_customer(session)}
     connection = await session.connection()
     return await connection.execute(stmt, values)
