@@ -333,7 +333,7 @@ class TestWritesWithoutTheUnitOfWork:
             with pytest.raises(TenantNotBound):
                 await insert_now(db, Topic(name="x"))
 
-    async def test_update_now_reaches_only_the_bound_tenants_row(
+    async def test_update_now_refuses_an_object_of_another_tenant(
         self, app: object, tenant: Tenant, other_tenant: Tenant
     ) -> None:
         from deskpal.core.tenancy import update_now
@@ -343,9 +343,47 @@ class TestWritesWithoutTheUnitOfWork:
             topic = await db.get(Topic, theirs)
             assert topic is not None
             db.info["customer_id"] = tenant.customer_id  # a programming error: the wrong tenant
-            await update_now(db, topic, {"name": "changed"})
+            with pytest.raises(CrossTenantWrite):
+                await update_now(db, topic, {"name": "changed"})
+            assert topic.name == "theirs"
         async with transaction(db_of(app), write=False, customer_id=other_tenant.customer_id) as db:
             assert (await db.scalars(select(Topic.name))).all() == ["theirs"]
+
+    async def test_update_now_that_matches_no_row_raises_and_leaves_the_object_as_it_was(
+        self, app: object, tenant: Tenant, other_tenant: Tenant
+    ) -> None:
+        """Issue 11.4: the row count was ignored, so a wrong-tenant UPDATE "succeeded" in memory."""
+        from sqlalchemy.orm.attributes import set_committed_value
+        from sqlalchemy.orm.exc import StaleDataError
+
+        from deskpal.core.tenancy import update_now
+
+        theirs = await _add_topic(app, other_tenant, "theirs")
+        async with transaction(db_of(app), customer_id=other_tenant.customer_id) as db:
+            topic = await db.get(Topic, theirs)
+            assert topic is not None
+            # Wrong twice over: the session's tenant and what the object says of itself.
+            db.info["customer_id"] = tenant.customer_id
+            set_committed_value(topic, "customer_id", tenant.customer_id)
+            with pytest.raises(StaleDataError, match="matched 0 rows"):
+                await update_now(db, topic, {"name": "changed"})
+            assert topic.name == "theirs"  # not changed in memory either
+        async with transaction(db_of(app), write=False, customer_id=other_tenant.customer_id) as db:
+            assert (await db.scalars(select(Topic.name))).all() == ["theirs"]
+
+    async def test_update_now_of_a_row_deleted_meanwhile_raises(self, app: object, tenant: Tenant) -> None:
+        from sqlalchemy.orm.exc import StaleDataError
+
+        from deskpal.core.tenancy import update_now
+
+        ours = await _add_topic(app, tenant, "ours")
+        async with transaction(db_of(app), customer_id=tenant.customer_id) as db:
+            topic = await db.get(Topic, ours)
+            assert topic is not None
+            await db.execute(delete(Topic).where(Topic.topic_id == ours))
+            with pytest.raises(StaleDataError, match="matched 0 rows"):
+                await update_now(db, topic, {"name": "changed"})
+            assert topic.name == "ours"
 
 
 class TestGetNow:
@@ -368,3 +406,21 @@ class TestGetNow:
             topic.name = "renamed"  # an ordinary change, flushed at commit
         async with transaction(db_of(app), write=False, customer_id=tenant.customer_id) as db:
             assert (await db.scalars(select(Topic.name))).all() == ["renamed"]
+
+    async def test_a_row_of_another_tenant_already_in_the_session_is_refused(
+        self, app: object, tenant: Tenant, other_tenant: Tenant
+    ) -> None:
+        """The identity map is read before the prebuilt read: it must not hand out a row that read
+        could never return."""
+        from deskpal.core.tenancy import CrossTenantRead, get_now
+
+        theirs = await _add_topic(app, other_tenant, "theirs")
+        async with transaction(db_of(app), write=False, customer_id=other_tenant.customer_id) as db:
+            loaded = await get_now(db, Topic, theirs)  # held: the identity map is weak
+            assert loaded is not None
+            db.info["customer_id"] = tenant.customer_id  # a programming error: the wrong tenant
+            with pytest.raises(CrossTenantRead):
+                await get_now(db, Topic, theirs)
+            del db.info["customer_id"]
+            with pytest.raises(TenantNotBound):
+                await get_now(db, Topic, theirs)

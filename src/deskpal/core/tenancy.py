@@ -20,6 +20,7 @@ from sqlalchemy.orm import (
     with_loader_criteria,
 )
 from sqlalchemy.orm.attributes import set_committed_value
+from sqlalchemy.orm.exc import StaleDataError
 from sqlalchemy.sql import Executable, operators, visitors
 from sqlalchemy.sql.compiler import StrSQLCompiler
 from sqlalchemy.sql.elements import (
@@ -52,6 +53,10 @@ class TenantNotBound(RuntimeError):
 
 class CrossTenantWrite(RuntimeError):
     """A programming error: a row of another customer was about to be written."""
+
+
+class CrossTenantRead(RuntimeError):
+    """A programming error: a row of another customer, already in the session, was asked for."""
 
 
 class TenantOwned:
@@ -199,10 +204,17 @@ async def insert_now(session: Any, obj: Any) -> None:
 
 async def update_now(session: Any, obj: Any, changes: dict[str, Any]) -> None:
     """UPDATE a persistent entity's columns now (by primary key, within the tenant) and keep the
-    object in step, clean: nothing is left for a flush to write."""
+    object in step, clean: nothing is left for a flush to write.
+
+    Exactly one row must change, as a flush insists: an object of another tenant raises
+    CrossTenantWrite before anything runs, and an UPDATE that matched no row (the row is gone, or
+    is not the bound tenant's whatever the object says) raises StaleDataError, the object left as
+    it was; neither "succeeds" in memory only."""
     state = sa_inspect(obj)
     if state.key is None or not changes:
         raise ValueError(f"{type(obj).__name__} is not persistent, or nothing changes")
+    if isinstance(obj, TenantOwned) and obj.customer_id != bound_customer(session):
+        raise CrossTenantWrite(f"{type(obj).__name__} of another customer changed")
     mapper = state.mapper
     values = dict(changes)
     for prop in mapper.column_attrs:
@@ -217,7 +229,12 @@ async def update_now(session: Any, obj: Any, changes: dict[str, Any]) -> None:
     if tenant:
         params["key_tenant"] = bound_customer(session)
     connection = await session.connection()
-    await connection.execute(_update_by_key(table, tenant), params)
+    result = await connection.execute(_update_by_key(table, tenant), params)
+    if result.rowcount != 1:
+        raise StaleDataError(
+            f"UPDATE of {table.name} {state.identity} matched {result.rowcount} rows, expected 1: "
+            "the row is gone or belongs to another tenant"
+        )
     for key, value in values.items():
         set_committed_value(obj, key, value)
 
@@ -384,8 +401,13 @@ async def get_now(session: Any, entity: type[E], key: int) -> E | None:
     prebuilt read (read_bound), whose row is attached as a persistent, clean object, as a load
     would leave it. Cheaper than session.get's ORM path, which rebuilds and re-scopes the query."""
     mapper = sa_inspect(entity)
+    customer_id = bound_customer(session)
     known = session.sync_session.identity_map.get(mapper.identity_key_from_primary_key((key,)))
     if known is not None:
+        # A row loaded before the session's tenant changed (a programming error) is not this
+        # tenant's to read; the prebuilt read below could never return it.
+        if isinstance(known, TenantOwned) and known.customer_id != customer_id:
+            raise CrossTenantRead(f"{entity.__name__} {key} in the session belongs to another customer")
         return known  # type: ignore[no-any-return]
     row = (await read_bound(session, _row_by_key(mapper), {"key": key})).first()
     if row is None:
