@@ -10,7 +10,6 @@ from collections.abc import AsyncIterator
 
 from fastapi import Depends, FastAPI
 from fastapi.responses import JSONResponse
-from sqlalchemy import text
 from starlette.datastructures import MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -147,8 +146,7 @@ def create_app(settings: Settings | None = None, *, run_worker: bool | None = No
     async def ready() -> JSONResponse:
         """The database answers."""
         try:
-            async with db.engine.connect() as conn:
-                await conn.execute(text("SELECT 1"))
+            await db.ping()
         except Exception as exc:
             log.warning("readiness check failed: %s", exc)
             return JSONResponse({"status": "unavailable"}, status_code=503)

@@ -8,7 +8,7 @@ import pytest
 from sqlalchemy import delete, func, select, update
 
 from deskpal.core.context import Ctx
-from deskpal.core.db import transaction
+from deskpal.core.db import transaction, utcnow
 from deskpal.core.tenancy import CrossTenantWrite, TenantNotBound
 from deskpal.topics.models import Topic
 from tests.support import Tenant, db_of
@@ -424,3 +424,67 @@ class TestGetNow:
             del db.info["customer_id"]
             with pytest.raises(TenantNotBound):
                 await get_now(db, Topic, theirs)
+
+
+class TestInsertsBuiltOnce:
+    """tenant_insert / write_bound: prebuilt INSERTs run past the ORM hooks, stamped here."""
+
+    @staticmethod
+    def _insert(app: object) -> Any:
+        from sqlalchemy.dialects.postgresql import insert as pg_insert
+        from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+        return pg_insert if db_of(app).dialect == "postgresql" else sqlite_insert
+
+    async def test_the_row_gets_the_sessions_tenant_whatever_the_caller_passes(
+        self, app: object, tenant: Tenant, other_tenant: Tenant
+    ) -> None:
+        from deskpal.core.tenancy import tenant_insert, write_bound
+        from deskpal.endusers.models import EndUser
+
+        stmt = tenant_insert(self._insert(app)(EndUser).on_conflict_do_nothing())
+        async with transaction(db_of(app), customer_id=tenant.customer_id) as db:
+            values = {"uid": "ann", "customer_id": other_tenant.customer_id, "created_at": utcnow()}
+            await write_bound(db, stmt, values)
+        async with transaction(db_of(app), write=False, customer_id=tenant.customer_id) as db:
+            assert (await db.scalars(select(EndUser.uid))).all() == ["ann"]
+        async with transaction(db_of(app), write=False, customer_id=other_tenant.customer_id) as db:
+            assert (await db.scalars(select(EndUser.uid))).all() == []
+        async with transaction(db_of(app)) as db:
+            with pytest.raises(TenantNotBound):  # no tenant bound
+                await write_bound(db, stmt, {"uid": "bob", "created_at": utcnow()})
+
+    async def test_unchecked_or_unsafe_inserts_are_refused(self, app: object, tenant: Tenant) -> None:
+        from sqlalchemy import insert
+
+        from deskpal.core.tenancy import tenant_insert, write_bound
+        from deskpal.endusers.models import EndUser
+
+        dialect_insert = self._insert(app)
+        table: Any = EndUser.__table__
+        with pytest.raises(TenantNotBound):  # DO UPDATE keyed by something else: another tenant's row
+            tenant_insert(
+                dialect_insert(table).on_conflict_do_update(
+                    index_elements=["end_user_id"], set_={"name": "taken"}
+                )
+            )
+        with pytest.raises(TenantNotBound):  # DO UPDATE moving the row to another tenant
+            tenant_insert(
+                dialect_insert(table).on_conflict_do_update(
+                    index_elements=["customer_id", "uid"], set_={"customer_id": 1}
+                )
+            )
+        with pytest.raises(TenantNotBound):  # values fixed in the statement, past the stamp
+            tenant_insert(insert(table).values(uid="x", customer_id=1))
+        with pytest.raises(TenantNotBound):  # INSERT ... SELECT
+            tenant_insert(insert(table).from_select(["uid"], select(table.c.uid)))
+        from deskpal.customers.models import Customer
+
+        with pytest.raises(ValueError, match="not an INSERT into a tenant table"):
+            tenant_insert(insert(Customer))
+        async with transaction(db_of(app), customer_id=tenant.customer_id) as db:
+            with pytest.raises(TenantNotBound):  # never checked
+                await write_bound(db, insert(table), {"uid": "x", "created_at": utcnow()})
+            checked = tenant_insert(dialect_insert(table).on_conflict_do_nothing())
+            with pytest.raises(TenantNotBound):  # a copy made after the check
+                await write_bound(db, checked.returning(table.c.end_user_id), {"uid": "x"})

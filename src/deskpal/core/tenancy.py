@@ -8,7 +8,7 @@ import weakref
 from collections.abc import Iterable, Iterator
 from typing import Any, TypeVar
 
-from sqlalchemy import ForeignKey, Table, bindparam, event, insert, select, update
+from sqlalchemy import ForeignKey, Insert, Table, bindparam, event, insert, select, update
 from sqlalchemy import inspect as sa_inspect
 from sqlalchemy.engine.default import StrCompileDialect
 from sqlalchemy.orm import (
@@ -82,6 +82,11 @@ def _tenant_tables() -> frozenset[str]:
         for m in Base.registry.mappers
         if _is_tenant_class(m.class_)
     )
+
+
+@functools.cache
+def _mapped_tables() -> frozenset[str]:
+    return frozenset(m.local_table.name for m in Base.registry.mappers)  # type: ignore[attr-defined]
 
 
 def _touches_tenant_table(statement: Any) -> bool:
@@ -324,12 +329,15 @@ def _tables(element: Any, scoped_by_on: set[Any]) -> Iterator[tuple[Any, set[Any
 
 
 def _tenant_table(element: Any) -> str | None:
-    """The name of the tenant table a FROM element reads (itself or aliased), else None. A table
-    the ORM does not map (the PostgreSQL search table) is a tenant table by its customer_id."""
+    """The name of the tenant table a FROM element reads (itself or aliased), else None: a mapped
+    TenantOwned table, or a table the ORM does not map (the PostgreSQL search table) that has a
+    customer_id column."""
     base = _plain(element)
     while isinstance(base, (Alias, TableSample)):
         base = _plain(base.element)
-    if isinstance(base, TableClause) and (base.name in _tenant_tables() or "customer_id" in base.c):
+    if not isinstance(base, TableClause):
+        return None
+    if base.name in _tenant_tables() or (base.name not in _mapped_tables() and "customer_id" in base.c):
         return base.name
     return None
 
@@ -386,6 +394,45 @@ async def read_bound(session: Any, stmt: Any, params: dict[str, Any] | None = No
     values = {**(params or {}), TENANT_PARAM: bound_customer(session)}
     connection = await session.connection()
     return await connection.execute(stmt, values)
+
+
+# --- inserts built once ----------------------------------------------------------------------------
+#
+# A prebuilt INSERT (an upsert, a link inserted once) runs on the session's connection, past the
+# ORM hooks, so the tenant is stamped here: tenant_insert checks the statement once, write_bound
+# runs only checked ones and sets customer_id from the session.
+
+_CHECKED_INSERTS: weakref.WeakSet[Any] = weakref.WeakSet()
+
+
+def tenant_insert(stmt: S) -> S:
+    """Check a prebuilt INSERT into a tenant table and remember it (by identity) for write_bound.
+
+    Its values are given when it runs (customer_id among them, from the session); an
+    `ON CONFLICT ... DO UPDATE` must name customer_id in its conflict target, so that the row it
+    updates is the tenant's own, and must not set customer_id; no `INSERT ... SELECT`."""
+    table = getattr(stmt, "table", None)
+    if not isinstance(stmt, Insert) or table is None or _tenant_table(table) is None:
+        raise ValueError("tenant_insert: not an INSERT into a tenant table")
+    if stmt.select is not None or stmt._values or stmt._multi_values:
+        raise TenantNotBound("tenant_insert: values come from write_bound, never from the statement")
+    conflict = getattr(stmt, "_post_values_clause", None)
+    if conflict is not None and getattr(conflict, "update_values_to_set", None) is not None:
+        target = {getattr(e, "name", e) for e in conflict.inferred_target_elements or ()}
+        sets = {getattr(k, "name", k) for k in conflict.update_values_to_set}
+        if "customer_id" not in target or "customer_id" in sets or conflict.update_whereclause is not None:
+            raise TenantNotBound("tenant_insert: ON CONFLICT DO UPDATE must be keyed by customer_id")
+    _CHECKED_INSERTS.add(stmt)
+    return stmt
+
+
+async def write_bound(session: Any, stmt: Any, values: dict[str, Any]) -> Any:
+    """Run a tenant_insert statement for the session's tenant (customer_id set from the session,
+    overriding anything the caller passed); the Result."""
+    if stmt not in _CHECKED_INSERTS:
+        raise TenantNotBound("write_bound runs statements tenant_insert returned, unchanged, only")
+    connection = await session.connection()
+    return await connection.execute(stmt, {**values, "customer_id": bound_customer(session)})
 
 
 @functools.cache

@@ -15,7 +15,14 @@ from deskpal.core.crud import get_or_404
 from deskpal.core.db import utcnow
 from deskpal.core.errors import Conflict
 from deskpal.core.schemas import PageParams, PageResult, paginate
-from deskpal.core.tenancy import TENANT_PARAM, bound_customer, insert_now, read_bound, tenant_bound
+from deskpal.core.tenancy import (
+    TENANT_PARAM,
+    insert_now,
+    read_bound,
+    tenant_bound,
+    tenant_insert,
+    write_bound,
+)
 from deskpal.endusers.models import EndUser
 from deskpal.endusers.schemas import EndUserWriteDTO
 
@@ -51,8 +58,10 @@ def _upsert(dialect: str) -> Any:
         name: func.coalesce(func.nullif(table.c[name], ""), stmt.excluded[name])
         for name in ("name", "email", "phone")
     }
-    return stmt.on_conflict_do_update(index_elements=["customer_id", "uid"], set_=fill).returning(
-        table.c.end_user_id
+    return tenant_insert(
+        stmt.on_conflict_do_update(index_elements=["customer_id", "uid"], set_=fill).returning(
+            table.c.end_user_id
+        )
     )
 
 
@@ -74,16 +83,15 @@ async def upsert_end_user(ctx: Ctx, data: EndUserWriteDTO) -> int:
         # Nothing to add: no write, so no row lock (on PostgreSQL every message from the same
         # end user would wait for it until its transaction ends).
         return int(known.end_user_id)
-    connection = await ctx.db.connection()
     values = {
-        "customer_id": bound_customer(ctx.db),
         "uid": data.uid,
         "name": data.name,
         "email": data.email,
         "phone": data.phone,
         "created_at": utcnow(),
     }
-    return int((await connection.execute(_upsert(connection.dialect.name), values)).scalar_one())
+    dialect = ctx.db.get_bind().dialect.name
+    return int((await write_bound(ctx.db, _upsert(dialect), values)).scalar_one())
 
 
 async def upsert_lenient(

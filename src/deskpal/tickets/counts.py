@@ -3,7 +3,9 @@
 ticket_count (migration 0007) holds signed counts per bucket: the ticket columns a list filters on
 (models.COUNT_BUCKET). Triggers on ticket append +1 / -1 rows in the transaction that writes the
 ticket, so a total read from it is exactly as current as a count of the tickets themselves; the
-worker folds each bucket's rows into one (compact), which keeps the sum short.
+worker folds each bucket's rows into one (compact), which keeps the sum short. compact and rebuild
+work on every customer's rows at once, in raw SQL: they are the reviewed users of
+core.maintenance.all_tenants_maintenance.
 
 A filter on anything else (uid, endUserID) counts tickets as before. Tickets with a future
 follow-up are subtracted by the caller from the follow-up index, as before: their number changes
@@ -19,7 +21,8 @@ from typing import Any, Protocol
 
 from sqlalchemy import ColumnElement, Select, bindparam, false, func, select, text, true
 
-from deskpal.core.db import Database, transaction
+from deskpal.core.db import Database
+from deskpal.core.maintenance import all_tenants_maintenance
 from deskpal.core.tenancy import TENANT_PARAM, read_bound, tenant_bound
 from deskpal.tickets.models import COUNT_BUCKET, TicketCount
 from deskpal.tickets.visibility import Seen, seen_clause
@@ -117,7 +120,7 @@ async def status_spellings(session: Any, wanted: Sequence[str]) -> list[str]:
 async def compact(db: Database) -> int:
     """Fold every bucket's rows into one (dropping buckets that add up to nothing); the number of
     rows folded. Run by the worker; safe beside writers and other workers."""
-    async with transaction(db) as session:
+    async with all_tenants_maintenance(db, "fold every customer's ticket_count rows") as session:
         if db.dialect == "postgresql":
             locked = await session.scalar(
                 text("SELECT pg_try_advisory_xact_lock(:key)"), {"key": _ADVISORY_KEY}
@@ -144,7 +147,7 @@ async def compact(db: Database) -> int:
 
 async def rebuild(db: Database) -> None:
     """Recount every bucket from the tickets (after a bulk load that bypassed the triggers)."""
-    async with transaction(db) as session:
+    async with all_tenants_maintenance(db, "recount every customer's ticket_count") as session:
         await session.execute(text("DELETE FROM ticket_count"))
         await session.execute(
             text(

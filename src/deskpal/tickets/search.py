@@ -23,13 +23,14 @@ from sqlalchemy import (
     CTE,
     BigInteger,
     ColumnElement,
+    Integer,
     Select,
     String,
     bindparam,
     func,
+    literal,
     literal_column,
     select,
-    text,
     true,
     union_all,
 )
@@ -69,7 +70,7 @@ _INSERT = (
     f"INSERT INTO {FTS_TABLE}(rowid, subject, text_body) VALUES (new.message_id, new.subject, new.text_body);"
 )
 _TOKEN = re.compile(r"[^\W_]+")
-_SIMPLE = text("'simple'::regconfig")
+_SIMPLE = literal_column("'simple'::regconfig")
 
 
 @cache
@@ -195,9 +196,8 @@ def _pg_matching(where: list[ColumnElement[bool]], limit: int, long_words: bool)
     for number in range(ADAPTIVE_WINDOWS + 2):
         found = sum((_count(w) for w in windows[1:]), _count(windows[0])) if windows else None
         if number == 0:
-            first: ColumnElement[Any] = literal_column(
-                str(BUCKET_BITS[0])
-            )  # an int: there is no bigint >> bigint
+            # An int written into the SQL (not a parameter): there is no bigint >> bigint.
+            first: ColumnElement[Any] = literal(BUCKET_BITS[0], Integer(), literal_execute=True)
             step = select(first.label("bits"), _floor(bounds.c.newest, first).label("floor"))
             steps.append(step.select_from(bounds).cte("step1"))
         elif number <= ADAPTIVE_WINDOWS:

@@ -38,7 +38,14 @@ from deskpal.core.db import utcnow
 from deskpal.core.errors import Forbidden, NotFound, Unprocessable, ValidationFailed, field_errors
 from deskpal.core.patching import apply_json_patch
 from deskpal.core.schemas import PageParams, PageResult, built
-from deskpal.core.tenancy import TENANT_PARAM, bound_customer, insert_now, read_bound, tenant_bound
+from deskpal.core.tenancy import (
+    TENANT_PARAM,
+    insert_now,
+    read_bound,
+    tenant_bound,
+    tenant_insert,
+    write_bound,
+)
 from deskpal.customers.models import CustomerRep
 from deskpal.customfields.models import EntityType
 from deskpal.customfields.service import validate_custom_fields
@@ -549,15 +556,14 @@ async def link_end_user(ctx: Ctx, ticket_id: int, end_user_id: int) -> None:
 
     Both ids are the caller's, already checked against the bound tenant; the row gets that tenant.
     """
-    connection = await ctx.db.connection()
-    values = {"ticket_id": ticket_id, "end_user_id": end_user_id, "customer_id": bound_customer(ctx.db)}
-    await connection.execute(_link_once(connection.dialect.name), values)
+    values = {"ticket_id": ticket_id, "end_user_id": end_user_id}
+    await write_bound(ctx.db, _link_once(_dialect(ctx)), values)
 
 
 @cache
 def _link_once(dialect: str) -> Any:
     dialect_insert = pg_insert if dialect == "postgresql" else sqlite_insert
-    return dialect_insert(TicketEndUser).on_conflict_do_nothing()
+    return tenant_insert(dialect_insert(TicketEndUser).on_conflict_do_nothing())
 
 
 async def link_uid(
