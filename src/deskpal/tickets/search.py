@@ -70,7 +70,7 @@ _INSERT = (
     f"INSERT INTO {FTS_TABLE}(rowid, subject, text_body) VALUES (new.message_id, new.subject, new.text_body);"
 )
 _TOKEN = re.compile(r"[^\W_]+")
-_SIMPLE = literal_column("'simple'::regconfig")
+_SIMPLE: ColumnElement[Any] = literal_column("'simple'::regconfig")
 
 
 @cache
