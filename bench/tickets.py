@@ -358,8 +358,10 @@ async def seed_postgresql(url: str, n_tickets: int, n_messages: int, tenant: dic
     # The trigger filling the narrow search table was off for the load (session_replication_role):
     # one copy in id order, then its GIN index built over the rows (faster than row by row).
     await con.execute(f"DROP INDEX {search.SEARCH_INDEX}")
+    await con.execute(f"DROP INDEX {search.SEARCH_TENANT_INDEX}")
     await con.execute(search.PG_BACKFILL)
     await con.execute(search.PG_INDEX)
+    await con.execute(search.PG_TENANT_INDEX)
     t2 = time.perf_counter()
     for t, col in (
         ("ticket", "ticket_id"),

@@ -129,3 +129,27 @@ async def test_older_windows_are_searched_when_the_newest_hold_too_few(
     await add_messages(app, tenant, new["ticketID"], "bandicoot nest")
     assert sorted(await _search(client, tenant, "bandicoot")) == sorted([old["ticketID"], new["ticketID"]])
     assert await _search(client, tenant, "bandi burrow") == [old["ticketID"]]
+
+
+async def test_each_row_carries_its_customer_and_the_search_compares_it(
+    app: object, client: httpx.AsyncClient, tenant: Tenant, other_tenant: Tenant
+) -> None:
+    """Issue 11.4: the narrow table has customer_id (migration 0014), filled by the trigger, and a
+    search compares it with the bound tenant itself, not only through its join to the ticket."""
+    ticket = await create_ticket(client, tenant.headers)
+    [message_id] = await add_messages(app, tenant, ticket["ticketID"], "wallaby hop")
+    async with db_of(app).engine.connect() as conn:
+        stored = await conn.scalar(
+            text("SELECT customer_id FROM ticket_message_search WHERE message_id = :m"), {"m": message_id}
+        )
+    assert stored == tenant.customer_id
+    assert await _search(client, tenant, "wallaby") == [ticket["ticketID"]]
+    # A row that says it is another customer's is not this customer's match, whatever its ticket.
+    await _execute(
+        app,
+        "UPDATE ticket_message_search SET customer_id = :c WHERE message_id = :m",
+        c=other_tenant.customer_id,
+        m=message_id,
+    )
+    assert await _search(client, tenant, "wallaby") == []
+    assert await _search(client, other_tenant, "wallaby") == []  # its ticket is not theirs either

@@ -23,6 +23,7 @@ _UNMODELLED = (
     "ticket_message_fts",
     "search_vector",
     "ix_ticket_message_search_vector",
+    "ix_ticket_message_search_customer_id",
     "ticket_message_search",
 )
 

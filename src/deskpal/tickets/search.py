@@ -7,6 +7,10 @@ into the narrow table `ticket_message_search`, whose GIN index holds every word,
 to 8 letters and a recency bucket; see `_pg_matching`). The objects are created by migrations and
 are not part of the ORM metadata; the Alembic env leaves them out of drift checks.
 
+The narrow table carries the message's customer_id (migration 0014), and every SELECT of a search
+compares it with :tenant_id, so core.tenancy.tenant_bound checks the table as it checks a mapped
+tenant table (it counts an unmapped table with a customer_id column as one).
+
 Accents are folded on both sides: SQLite's unicode61 tokenizer removes diacritics itself, and on
 PostgreSQL the indexed text goes through deskpal_fold(), a translate() over the Latin letters with
 diacritics (no `unaccent` extension needed), which `fold()` below mirrors for the query.
@@ -46,7 +50,8 @@ FTS_COLUMN = "search_vector"  # PostgreSQL: the generated column, copied into SE
 SEARCH_TABLE = "ticket_message_search"  # PostgreSQL
 # The GIN index kept its name when it moved from ticket_message to SEARCH_TABLE (migration 0007).
 SEARCH_INDEX = "ix_ticket_message_search_vector"
-FTS_OBJECT_PREFIXES = (FTS_TABLE, SEARCH_TABLE, SEARCH_INDEX)
+# The tenant's messages in id order (migration 0014): a search's bounds, and its rows per window.
+SEARCH_TENANT_INDEX = "ix_ticket_message_search_customer_id"
 MAX_TERMS = 8
 # A search ranks the newest this many matching messages (in the tickets the other filters select).
 CANDIDATES = 500
@@ -178,12 +183,17 @@ def _pg_matching(where: list[ColumnElement[bool]], limit: int, long_words: bool)
         SEARCH_TABLE,
         column("message_id", BigInteger),
         column("ticket_id", BigInteger),
+        column("customer_id", BigInteger),
         column("search_vector", TSVECTOR),
     )
     ids = msg.alias("ids")
-    bounds = select(
-        func.max(ids.c.message_id).label("newest"), func.min(ids.c.message_id).label("oldest")
-    ).cte("bounds")
+    # The tenant's own newest and oldest message (two ends of the (customer_id, message_id) index):
+    # its windows start at its newest message, wherever the other customers' ids are.
+    bounds = (
+        select(func.max(ids.c.message_id).label("newest"), func.min(ids.c.message_id).label("oldest"))
+        .where(ids.c.customer_id == bindparam(TENANT_PARAM))
+        .cte("bounds")
+    )
     newest_id = select(bounds.c.newest).scalar_subquery()
     index_terms = func.deskpal_search_terms(msg.c.search_vector, msg.c.message_id, type_=TSVECTOR)
     word_query = func.to_tsquery(_SIMPLE, bindparam("search_index_query", type_=String()), type_=TSQUERY)
@@ -246,7 +256,7 @@ def _pg_matching(where: list[ColumnElement[bool]], limit: int, long_words: bool)
             select(msg.c.message_id, msg.c.ticket_id, msg.c.search_vector)
             .select_from(msg)
             .join(allowed, true())
-            .where(*gate, *match)
+            .where(msg.c.customer_id == bindparam(TENANT_PARAM), *gate, *match)
             .order_by(msg.c.message_id.desc())
             .limit(limit)
             .cte(f"window{number + 1}")
@@ -290,7 +300,8 @@ SQLITE_DDL = (
     f"{_INSERT} END",
 )
 
-# PostgreSQL's current objects (migration 0007 created them and carries its own copy). The trigger
+# PostgreSQL's current objects (migration 0008 created them, 0014 added the tenant column; each
+# carries its own copy). The trigger
 # copies the generated column rather than computing the vector again. The functions are PARALLEL
 # RESTRICTED so that no search plans parallel workers: a window reads a few hundred rows, and
 # starting workers costs more (3-5 ms) than that.
@@ -313,24 +324,28 @@ PG_DDL = (
     f"FROM generate_series({BUCKET_BITS[0]}, {BUCKET_BITS[1]}) AS b "
     "WHERE newest - (((newest >> b) - 1) << b) >= (newest - floor) "
     "* (1 + 1.25 * (wanted - found) / greatest(found, wanted / 16.0)) $$",
+    # The tenant column (migration 0014) sits with the fixed-width ones, before the vector.
     f"CREATE TABLE {SEARCH_TABLE} (message_id bigint PRIMARY KEY, ticket_id bigint NOT NULL, "
-    "search_vector tsvector NOT NULL)",
+    "customer_id bigint NOT NULL, search_vector tsvector NOT NULL)",
     f"CREATE FUNCTION deskpal_{SEARCH_TABLE}() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN "
-    f"IF TG_OP = 'INSERT' THEN INSERT INTO {SEARCH_TABLE} (message_id, ticket_id, search_vector) "
-    "VALUES (NEW.message_id, NEW.ticket_id, NEW.search_vector); "
+    f"IF TG_OP = 'INSERT' THEN INSERT INTO {SEARCH_TABLE} (message_id, ticket_id, customer_id, "
+    "search_vector) VALUES (NEW.message_id, NEW.ticket_id, NEW.customer_id, NEW.search_vector); "
     f"ELSIF TG_OP = 'UPDATE' THEN UPDATE {SEARCH_TABLE} SET message_id = NEW.message_id, "
-    "ticket_id = NEW.ticket_id, search_vector = NEW.search_vector WHERE message_id = OLD.message_id; "
+    "ticket_id = NEW.ticket_id, customer_id = NEW.customer_id, search_vector = NEW.search_vector "
+    "WHERE message_id = OLD.message_id; "
     f"ELSE DELETE FROM {SEARCH_TABLE} WHERE message_id = OLD.message_id; END IF; RETURN NULL; END $$",
-    f"CREATE TRIGGER {SEARCH_TABLE} AFTER INSERT OR DELETE OR UPDATE OF message_id, ticket_id, subject, "
-    f"text_body ON ticket_message FOR EACH ROW EXECUTE FUNCTION deskpal_{SEARCH_TABLE}()",
+    f"CREATE TRIGGER {SEARCH_TABLE} AFTER INSERT OR DELETE OR UPDATE OF message_id, ticket_id, "
+    "customer_id, subject, text_body ON ticket_message FOR EACH ROW EXECUTE FUNCTION "
+    f"deskpal_{SEARCH_TABLE}()",
 )
 # Filling the table from ticket_message (in id order, so that a window's rows sit together), and
 # the index, built after the rows are in: much faster than growing it row by row.
 PG_BACKFILL = (
-    f"INSERT INTO {SEARCH_TABLE} (message_id, ticket_id, search_vector) "
-    "SELECT message_id, ticket_id, search_vector FROM ticket_message ORDER BY message_id"
+    f"INSERT INTO {SEARCH_TABLE} (message_id, ticket_id, customer_id, search_vector) "
+    "SELECT message_id, ticket_id, customer_id, search_vector FROM ticket_message ORDER BY message_id"
 )
 PG_INDEX = (
     f"CREATE INDEX {SEARCH_INDEX} ON {SEARCH_TABLE} "
     "USING gin (deskpal_search_terms(search_vector, message_id))"
 )
+PG_TENANT_INDEX = f"CREATE INDEX {SEARCH_TENANT_INDEX} ON {SEARCH_TABLE} (customer_id, message_id)"
