@@ -20,7 +20,7 @@ dominates (docs/performance.md). SQLite is unchanged (FTS5 is reached through ti
 is scoped).
 
 Revision ID: 0014
-Revises: 0008
+Revises: 0013
 Create Date: 2026-12-03 04:00:00
 """
 
@@ -29,7 +29,7 @@ from collections.abc import Sequence
 from alembic import op
 
 revision: str = "0014"
-down_revision: str | None = "0008"  # the lead re-chains at merge
+down_revision: str | None = "0013"  # the lead re-chains at merge
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
