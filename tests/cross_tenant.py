@@ -156,7 +156,7 @@ target("/api/Jobs/{id}/retry")(_job)
 
 async def _ticket(app: FastAPI, tenant: Tenant) -> dict[str, Any]:
     from deskpal.tickets.schemas import TicketWriteDTO
-    from deskpal.tickets.service import create_ticket
+    from deskpal.tickets.writes import create_ticket
 
     async def make(ctx: Ctx) -> int:
         dto = TicketWriteDTO(status="Open", subject="walk", channel_type="Email", uid=unique("walker"))
@@ -177,8 +177,9 @@ target("/api/Tickets/{id}/history-summary")(_ticket)
 @target("/api/Tickets/{ticketId}/play")
 async def _recorded_ticket(app: FastAPI, tenant: Tenant) -> dict[str, Any]:
     from deskpal.tickets import recordings
+    from deskpal.tickets.recordings import set_recording
     from deskpal.tickets.schemas import TicketWriteDTO
-    from deskpal.tickets.service import create_ticket, set_recording
+    from deskpal.tickets.writes import create_ticket
 
     async def chunks() -> Any:
         yield b"RIFF-walk"
@@ -246,7 +247,7 @@ async def _message_with(
 ) -> dict[str, Any]:
     from deskpal.messages.models import TicketMessageTopic
     from deskpal.messages.service import NewMessage, insert
-    from deskpal.tickets.service import get_ticket
+    from deskpal.tickets.queries import get_ticket
     from deskpal.topics.schemas import TopicWriteDTO
     from deskpal.topics.service import create_topic
 

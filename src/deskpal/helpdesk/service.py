@@ -33,7 +33,7 @@ from deskpal.helpdesk.schemas import (
 from deskpal.messages import service as messages
 from deskpal.messages.models import SenderType, TicketMessage
 from deskpal.messages.visibility import visible as message_visible
-from deskpal.tickets import service as tickets
+from deskpal.tickets import queries as tickets
 from deskpal.tickets.derived import closed_state, is_closed_status
 from deskpal.tickets.models import Ticket, TicketEndUser
 

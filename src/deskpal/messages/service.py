@@ -40,8 +40,9 @@ from deskpal.messages.schemas import (
 )
 from deskpal.messages.visibility import visible
 from deskpal.storage import Storage
-from deskpal.tickets import service as tickets
-from deskpal.tickets.derived import OPEN, channel_type_in, closed_state
+from deskpal.tickets import queries as ticket_queries
+from deskpal.tickets import writes as ticket_writes
+from deskpal.tickets.derived import OPEN, channel_type_in, closed_state, subject_from
 from deskpal.tickets.models import Ticket
 from deskpal.tickets.schemas import TicketWriteDTO
 from deskpal.topics.models import Topic
@@ -185,7 +186,7 @@ async def add_message(
         message_date=message_date,
         reopen=False,
     )
-    return await insert(ctx, await tickets.find_visible(ctx, ticket_id), new)
+    return await insert(ctx, await ticket_queries.get_ticket_row(ctx, ticket_id), new)
 
 
 async def insert(ctx: Ctx, ticket: Ticket, new: NewMessage) -> TicketMessage:
@@ -252,7 +253,7 @@ async def insert(ctx: Ctx, ticket: Ticket, new: NewMessage) -> TicketMessage:
         changes["uid"] = new.uid
     name, email, phone = _end_user_contact(new)
     uid = changes.get("uid", ticket.uid)
-    await tickets.link_uid(ctx, ticket.ticket_id, uid, name=name, email=email, phone=phone)
+    await ticket_writes.link_uid(ctx, ticket.ticket_id, uid, name=name, email=email, phone=phone)
     if changes:
         # Last: on PostgreSQL the ticket's row stays locked from this UPDATE to the commit, and
         # every message into the same ticket waits for it.
@@ -312,7 +313,7 @@ async def list_messages(
     include_internal: bool = True,
 ) -> PageResult[TicketMessage]:
     """One visible ticket's messages (404 for a ticket the caller cannot see), paged."""
-    await tickets.find_visible(ctx, ticket_id)
+    await ticket_queries.get_ticket_row(ctx, ticket_id)
     where: list[ColumnElement[bool]] = [TicketMessage.ticket_id == ticket_id, visible(ctx.actor)]
     if not include_internal:
         where.append(TicketMessage.is_internal_note == false())
@@ -565,7 +566,7 @@ async def create_raw(ctx: Ctx, data: TicketMessageCreateDTO) -> TicketMessageDet
     if data.ticket_id is None:
         raise ValidationFailed.field("ticketID", "is required")
     _check_note(ctx, data)
-    ticket = await tickets.find_visible(ctx, data.ticket_id)
+    ticket = await ticket_queries.get_ticket_row(ctx, data.ticket_id)
     channel = await _check_channel(ctx, data, ticket)
     for field_name, ref in (
         ("replyToMessageID", data.reply_to_message_id),
@@ -606,7 +607,7 @@ async def create_new(ctx: Ctx, data: TicketMessageCreateDTO) -> TicketMessageDet
 
     new = _new_message(ctx, data, custom)
     new.reply_to_message_id = reply_to_id
-    ticket = await tickets.find_visible(ctx, ticket_id) if ticket_id is not None else None
+    ticket = await ticket_queries.get_ticket_row(ctx, ticket_id) if ticket_id is not None else None
     channel = await _check_channel(ctx, data, ticket)
     _in_channel(new, channel)
     if ticket is None:
@@ -631,11 +632,11 @@ async def _new_ticket(
     )
     _, email, phone = _end_user_contact(new)
     uid = data.uid or (email.strip().lower() if email else None) or phone
-    return await tickets.insert_ticket(
+    return await ticket_writes.insert_ticket(
         ctx,
         TicketWriteDTO(
             status=OPEN,
-            subject=tickets.subject_from(text) if text.strip() else "(no subject)",
+            subject=subject_from(text) if text.strip() else "(no subject)",
             channel_type=channel_type,
             channel_id=channel.channel_id if channel else None,
             uid=uid,
@@ -683,7 +684,7 @@ async def update_message(ctx: Ctx, message_id: int, data: TicketMessageUpdateDTO
         msg.message_date = utcnow()
     await ctx.db.flush()
     if publishing:
-        ticket = await tickets.find_visible(ctx, msg.ticket_id)
+        ticket = await ticket_queries.get_ticket_row(ctx, msg.ticket_id)
         await update_now(ctx.db, ticket, await _ticket_follows(ctx, ticket, msg))
     elif was_public and (not latest.is_public(msg) or msg.body_preview != shown):
         await _refresh_ticket(ctx, msg.ticket_id)  # back to a draft, or its preview changed

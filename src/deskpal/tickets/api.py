@@ -35,7 +35,7 @@ from deskpal.core.schemas import (
 from deskpal.storage import Storage
 from deskpal.storage.base import dropped_unless_recorded
 from deskpal.storage.http import blob_response, non_empty
-from deskpal.tickets import service
+from deskpal.tickets import bulk, chat, queries, recordings, views, writes
 from deskpal.tickets.models import Ticket
 from deskpal.tickets.schemas import (
     AssignRequest,
@@ -69,7 +69,7 @@ def storage_of(request: Request) -> Storage:
 
 async def _shown(ctx: Ctx, ticket: Ticket) -> TicketReadDTO:
     """A ticket just written, as the client sees it."""
-    return service.to_dto(await service.read_ticket(ctx, ticket.ticket_id))
+    return views.to_dto(await views.read_ticket(ctx, ticket.ticket_id))
 
 
 def _canonical_channel_type(value: str | None) -> str | None:
@@ -127,30 +127,30 @@ async def list_tickets(
     paging: Annotated[PageParams, Depends(page_params)],
 ) -> Page[TicketReadDTO]:
     """Processed tickets the caller may see, filtered, sorted (default desc) and paged."""
-    return to_page(await service.list_tickets(ctx, query, paging), service.to_dto)
+    return to_page(await queries.list_tickets(ctx, query, paging), views.to_dto)
 
 
 @router.get("/{id}", response_model=TicketReadDTO)
 async def get_ticket(ctx: Read, id: IdPath) -> TicketReadDTO:
-    return service.to_dto(await service.read_ticket(ctx, id))
+    return views.to_dto(await views.read_ticket(ctx, id))
 
 
 @router.post("", response_model=TicketReadDTO, status_code=201)
 async def create_ticket(ctx: PhoneCreate, body: TicketWriteDTO) -> TicketReadDTO:
     """Phone auth creates tickets in its own channel only."""
-    return await _shown(ctx, await service.create_ticket(ctx, body))
+    return await _shown(ctx, await writes.create_ticket(ctx, body))
 
 
 @router.put("/bulk", status_code=204, response_class=Response)
 async def bulk_update(ctx: Write, request: Request, body: BulkUpdateRequest) -> None:
     """All or nothing: a ticket the caller may not see or change refuses the whole request."""
-    await service.bulk_update(ctx, body, storage=storage_of(request))
+    await bulk.bulk_update(ctx, body, storage=storage_of(request))
 
 
 @router.put("/{id}", status_code=204, response_class=Response)
 async def replace_ticket(ctx: Write, id: IdPath, body: TicketWriteDTO) -> None:
     """Replace the editable fields (204, as the reference page says); assignment is limited by role."""
-    await service.replace_ticket(ctx, id, body)
+    await writes.replace_ticket(ctx, id, body)
 
 
 @router.patch(
@@ -171,25 +171,25 @@ async def patch_ticket(
 ) -> TicketReadDTO:
     """RFC 6902 JSON Patch over TicketWriteDTO; a patch that fails anywhere changes nothing."""
     operations = [op.model_dump(by_alias=True, exclude_unset=True) for op in body]
-    return await _shown(ctx, await service.patch_ticket(ctx, id, operations))
+    return await _shown(ctx, await writes.patch_ticket(ctx, id, operations))
 
 
 @router.delete("/{id}", status_code=204, response_class=Response)
 async def delete_ticket(ctx: Write, request: Request, id: IdPath) -> None:
-    await service.delete_ticket(ctx, id, storage=storage_of(request))
+    await writes.delete_ticket(ctx, id, storage=storage_of(request))
 
 
 @router.put("/{id}/assign", response_model=TicketReadDTO)
 async def assign_ticket(ctx: Write, id: IdPath, body: AssignRequest | None = None) -> TicketReadDTO:
     """Assign to the calling rep; phone tickets record the call's forward number."""
     forward = body.forward_number if body else None
-    return await _shown(ctx, await service.assign_to_me(ctx, id, forward))
+    return await _shown(ctx, await writes.assign_to_me(ctx, id, forward))
 
 
 @router.get("/{id}/history-summary", response_model=str)
 async def history_summary(ctx: PhoneRead, id: IdPath) -> str:
     """The end user's earlier tickets (by uid), summarised as text."""
-    return await service.history_summary(ctx, id)
+    return await queries.history_summary(ctx, id)
 
 
 def client_address(request: Request) -> str:
@@ -235,11 +235,11 @@ async def create_chat_ticket(
     channel = await find_channel_by_public_token(unit.db, body.token)
     if channel is None or channel.channel_type != ChannelType.CHAT.value:
         raise Forbidden("unknown chat channel token", code="CHAT_CHANNEL_REFUSED")
-    if not service.hostname_allowed(_origin_host(request), channel.allowed_hostnames):
+    if not chat.hostname_allowed(_origin_host(request), channel.allowed_hostnames):
         raise Forbidden("this page's host may not open chats on the channel", code="CHAT_ORIGIN_REFUSED")
     # The visitor acts through the channel: its customer is bound, and only its tickets are seen.
     ctx = unit.bind(channel.customer_id, channel_id=channel.channel_id)
-    ticket = await service.create_chat_ticket(ctx, channel, body)
+    ticket = await chat.create_chat_ticket(ctx, channel, body)
     return ChatTicketCreatedDTO(ticket_id=ticket.ticket_id, token=ticket.token)
 
 
@@ -271,15 +271,15 @@ async def upload_recording(ctx: PhoneUpload, id: IdPath, request: Request) -> Ti
     application/octet-stream, 1 byte to 100 MB; an empty body is a 400 naming `body`); it is played
     back with the content type sent. The ticket is changed after the bytes are stored, in a short
     transaction of its own."""
-    await service.get_ticket(ctx, id)  # 404 before a byte is stored
+    await queries.get_ticket(ctx, id)  # 404 before a byte is stored
     content_type = (request.headers.get("content-type") or "").split(";")[0].strip().lower()
     if not content_type.startswith(AUDIO_TYPES) or len(content_type) > 100:
         raise UnsupportedMediaType("send the recording as audio/* (e.g. audio/mpeg, audio/wav)")
     storage = storage_of(request)
     body = non_empty(request.stream(), "body")
-    key, size = await service.store_recording_blob(ctx, storage, id, body)
+    key, size = await recordings.store_recording_blob(ctx, storage, id, body)
     async with dropped_unless_recorded(storage, key), write_unit(request, ctx) as writing:
-        ticket = await service.set_recording(
+        ticket = await recordings.set_recording(
             writing, id, key=key, content_type=content_type, size=size, storage=storage
         )
         return await _shown(writing, ticket)
@@ -307,7 +307,7 @@ async def play_recording(
 ) -> Response:
     """Stream the call recording; HEAD, Range (206/416), ETag with If-None-Match (304), If-Match and
     If-Range as for every file (docs/attachments.md); 404 when the ticket has none."""
-    key, content_type, size = await service.get_recording(ctx, ticket_id)
+    key, content_type, size = await recordings.get_recording(ctx, ticket_id)
     return await blob_response(
         request,
         storage_of(request),

@@ -46,7 +46,7 @@ _ADVISORY_KEY = 0x646B70_0001  # "dkp" 1: deskpal's ticket_count compactor
 
 
 class Shape(Protocol):
-    """The parts of a list query's shape (tickets.service._Shape) a bucket can answer."""
+    """The parts of a list query's shape (tickets.queries._Shape) a bucket can answer."""
 
     @property
     def status(self) -> bool: ...

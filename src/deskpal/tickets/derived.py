@@ -115,3 +115,9 @@ def channel_type_in(channel: _TypedChannel | None, named: str | None, *, field: 
             field, f"channel {channel.channel_id} is {_article(kind)} {kind} channel, not {named}"
         )
     return channel.channel_type
+
+
+def subject_from(text: str, limit: int = 80) -> str:
+    """A ticket's subject from its first message's text: one line, at most `limit` characters."""
+    flat = " ".join(text.split())
+    return flat if len(flat) <= limit else flat[: limit - 1].rstrip() + "…"

@@ -36,7 +36,7 @@ class Ticket(TenantOwned, Base):
             for c in SORT_COLUMNS
             if c != "follow_up_date"
         ),
-        # A listed count subtracts the filter's tickets with a future follow-up (tickets.service
+        # A listed count subtracts the filter's tickets with a future follow-up (tickets.queries
         # _count): with status in this index those are counted without reading their rows.
         Index(
             "ix_ticket_list_follow_up_date",
