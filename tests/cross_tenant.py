@@ -202,7 +202,7 @@ target("/api/Tickets/{id}/recording", bodies={"PUT": {"not": "audio"}})(_ticket)
 
 
 async def _attachment_message(app: FastAPI, tenant: Tenant) -> dict[str, Any]:
-    from deskpal.messages.service import add_message
+    from deskpal.messages.insert import add_message
 
     ticket = await _ticket(app, tenant)
 
@@ -245,8 +245,8 @@ async def _attachment(app: FastAPI, tenant: Tenant) -> dict[str, Any]:
 async def _message_with(
     app: FastAPI, tenant: Tenant, *, draft: bool = False, topic: bool = False
 ) -> dict[str, Any]:
+    from deskpal.messages.insert import NewMessage, insert
     from deskpal.messages.models import TicketMessageTopic
-    from deskpal.messages.service import NewMessage, insert
     from deskpal.tickets.queries import get_ticket
     from deskpal.topics.schemas import TopicWriteDTO
     from deskpal.topics.service import create_topic

@@ -13,7 +13,7 @@ from fastapi import FastAPI
 
 from deskpal.core.context import Ctx
 from deskpal.core.db import transaction
-from deskpal.messages.service import add_message
+from deskpal.messages.insert import add_message
 from tests.messages.helpers import create_message, session_headers
 from tests.support import Tenant, db_of
 from tests.tickets.helpers import create_ticket

@@ -8,8 +8,8 @@ import httpx
 
 from deskpal.core.context import Ctx
 from deskpal.core.db import transaction
+from deskpal.messages.insert import add_message
 from deskpal.messages.models import SenderType
-from deskpal.messages.service import add_message
 from tests.support import Tenant, db_of
 
 

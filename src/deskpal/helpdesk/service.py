@@ -30,7 +30,7 @@ from deskpal.helpdesk.schemas import (
     Recipient,
     SortOrder,
 )
-from deskpal.messages import service as messages
+from deskpal.messages.insert import NewMessage, insert
 from deskpal.messages.models import SenderType, TicketMessage
 from deskpal.messages.visibility import visible as message_visible
 from deskpal.tickets import queries as tickets
@@ -195,7 +195,7 @@ async def create_message(ctx: Ctx, data: MessageCreate) -> TicketMessage:
     if kind is MessageType.RESPONSE and to_address is None:
         # The reply goes to the ticket's end user when the request names nobody.
         to_address = _end_user_address(ticket)
-    new = messages.NewMessage(
+    new = NewMessage(
         html_body=data.content,
         html_field="content",
         text_body=data.text_content,
@@ -209,7 +209,7 @@ async def create_message(ctx: Ctx, data: MessageCreate) -> TicketMessage:
         send_pending=kind is MessageType.RESPONSE and data.send_email is not False,
         attachment_refs=[a.model_dump() for a in refs],
     )
-    msg = await messages.insert(ctx, ticket, new)
+    msg = await insert(ctx, ticket, new)
     return msg
 
 

@@ -18,6 +18,7 @@ from sqlalchemy import ColumnElement, false, func, select, true
 from deskpal.core.context import Ctx
 from deskpal.core.db import UTCDateTime
 from deskpal.messages.models import SenderType, TicketMessage
+from deskpal.tickets.derived import closed_state
 from deskpal.tickets.models import Ticket
 
 # The same order in SQL as `recency` in Python (typed, so SQLite's text comes back as aware UTC).
@@ -84,3 +85,26 @@ async def _read_back(ctx: Ctx, ticket_id: int) -> dict[str, Any]:
         )
     ).one()
     return {"last_message_date": row[0], "preview": row[1], "last_end_user_message_id": row[2]}
+
+
+async def became_public(
+    ctx: Ctx, ticket: Ticket, msg: TicketMessage, *, reopen: bool = True
+) -> dict[str, Any]:
+    """A message became part of the public conversation: what changes on its ticket."""
+    changes = await follow(ctx, ticket, msg)
+    if msg.incoming and reopen:
+        changes["is_read"] = False
+        if ticket.is_closed:
+            # The end user wrote again: the conversation is open again.
+            changes.update(closed_state(ticket, {"is_closed": False}, msg.created_at))
+    return changes
+
+
+async def refresh_ticket(ctx: Ctx, ticket_id: int) -> None:
+    """A message left the public conversation or changed: the ticket's last-message fields again."""
+    ticket = await ctx.db.get(Ticket, ticket_id)
+    if ticket is None:
+        return
+    for name, value in (await follow(ctx, ticket)).items():
+        setattr(ticket, name, value)
+    await ctx.db.flush()

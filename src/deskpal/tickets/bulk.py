@@ -4,11 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import (
-    delete,
-    exists,
-    select,
-)
+from sqlalchemy import delete, exists, select
 
 from deskpal.core.context import Ctx
 from deskpal.core.db import utcnow
@@ -18,10 +14,7 @@ from deskpal.storage import Storage
 from deskpal.tickets.derived import closed_state
 from deskpal.tickets.models import Ticket, TicketEndUser, TicketTopic
 from deskpal.tickets.queries import visible_tickets
-from deskpal.tickets.schemas import (
-    BulkAction,
-    BulkUpdateRequest,
-)
+from deskpal.tickets.schemas import BulkAction, BulkUpdateRequest
 from deskpal.tickets.writes import check_assignment, drop_blobs
 from deskpal.topics.service import require_topic_ids
 

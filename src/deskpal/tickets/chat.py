@@ -9,9 +9,7 @@ from deskpal.channels.models import Channel, ChannelType
 from deskpal.core.context import Ctx
 from deskpal.tickets.derived import OPEN, subject_from
 from deskpal.tickets.models import Ticket
-from deskpal.tickets.schemas import (
-    ChatTicketCreateDTO,
-)
+from deskpal.tickets.schemas import ChatTicketCreateDTO
 from deskpal.tickets.writes import link_uid
 
 # --- webchat ---------------------------------------------------------------------------------------
@@ -33,7 +31,7 @@ def hostname_allowed(host: str | None, allowed: Sequence[str]) -> bool:
 
 async def create_chat_ticket(ctx: Ctx, channel: Channel, data: ChatTicketCreateDTO) -> Ticket:
     """A new Chat ticket with the visitor's first message, for the anonymous chat widget."""
-    from deskpal.messages.service import add_message  # messages build on tickets, not the reverse
+    from deskpal.messages.insert import add_message  # messages build on tickets, not the reverse
 
     uid = data.uid or data.email or f"chat-{uuid.uuid4().hex}"
     ticket = Ticket(

@@ -8,18 +8,7 @@ from datetime import datetime
 from functools import cache
 from typing import Any
 
-from sqlalchemy import (
-    ColumnElement,
-    Integer,
-    Select,
-    bindparam,
-    exists,
-    false,
-    func,
-    or_,
-    select,
-    true,
-)
+from sqlalchemy import ColumnElement, Integer, Select, bindparam, exists, false, func, or_, select, true
 from sqlalchemy.orm import joinedload, selectinload
 
 from deskpal.core.context import Ctx
@@ -29,11 +18,7 @@ from deskpal.core.schemas import PageParams, PageResult
 from deskpal.core.tenancy import read_bound, tenant_bound
 from deskpal.tickets import counts, search
 from deskpal.tickets.models import Ticket, TicketEndUser
-from deskpal.tickets.schemas import (
-    SortBy,
-    SortOrder,
-    TicketQuery,
-)
+from deskpal.tickets.schemas import SortBy, SortOrder, TicketQuery
 from deskpal.tickets.views import TicketView, dialect_of, own, read_views, view_select, views_by_id
 from deskpal.tickets.visibility import Seen, seen_by, seen_clause, visible
 

@@ -8,16 +8,7 @@ from functools import cache
 from operator import itemgetter
 from typing import Any
 
-from sqlalchemy import (
-    JSON,
-    ColumnElement,
-    Select,
-    and_,
-    bindparam,
-    func,
-    select,
-    type_coerce,
-)
+from sqlalchemy import JSON, ColumnElement, Select, and_, bindparam, func, select, type_coerce
 
 from deskpal.channels.models import Channel
 from deskpal.core.context import Ctx
@@ -28,9 +19,7 @@ from deskpal.customers.models import CustomerRep
 from deskpal.endusers.models import EndUser
 from deskpal.endusers.schemas import EndUserDTO
 from deskpal.tickets.models import Ticket, TicketEndUser, TicketTopic
-from deskpal.tickets.schemas import (
-    TicketReadDTO,
-)
+from deskpal.tickets.schemas import TicketReadDTO
 from deskpal.tickets.visibility import Seen, seen_by, seen_clause
 from deskpal.topics.models import Topic
 

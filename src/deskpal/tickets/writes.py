@@ -7,10 +7,7 @@ from functools import cache
 from typing import Any
 
 from pydantic import ValidationError
-from sqlalchemy import (
-    delete,
-    select,
-)
+from sqlalchemy import delete, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
@@ -33,10 +30,7 @@ from deskpal.tickets import jobs as _jobs  # noqa: F401 - registers the job type
 from deskpal.tickets.derived import channel_type_in, closed_state
 from deskpal.tickets.models import Ticket, TicketEndUser
 from deskpal.tickets.queries import get_ticket
-from deskpal.tickets.schemas import (
-    WRITE_FIELDS,
-    TicketWriteDTO,
-)
+from deskpal.tickets.schemas import WRITE_FIELDS, TicketWriteDTO
 from deskpal.tickets.views import stored_fields
 
 # --- writes ----------------------------------------------------------------------------------------

@@ -1,0 +1,191 @@
+"""The two create routes: POST /api/TicketMessages (raw) and create-new."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from deskpal.channels.models import Channel
+from deskpal.core.context import Ctx
+from deskpal.core.errors import Forbidden, ValidationFailed
+from deskpal.core.tenancy import get_now
+from deskpal.customfields.models import EntityType
+from deskpal.customfields.service import validate_custom_fields
+from deskpal.messages.dtos import created_detail
+from deskpal.messages.html import html_to_text
+from deskpal.messages.insert import NewMessage, end_user_contact, insert
+from deskpal.messages.models import SenderType, TicketMessage
+from deskpal.messages.queries import select_visible
+from deskpal.messages.schemas import TicketMessageCreateDTO, TicketMessageDetailDTO
+from deskpal.tickets import queries as ticket_queries
+from deskpal.tickets import writes as ticket_writes
+from deskpal.tickets.derived import OPEN, channel_type_in, subject_from
+from deskpal.tickets.models import Ticket
+from deskpal.tickets.schemas import TicketWriteDTO
+
+
+async def _linked_message(ctx: Ctx, message_id: int, field_name: str) -> TicketMessage:
+    msg = (
+        await ctx.db.scalars(select_visible(ctx.actor).where(TicketMessage.message_id == message_id))
+    ).first()
+    if msg is None:
+        raise ValidationFailed.field(field_name, f"no message {message_id}")
+    return msg
+
+
+async def _check_channel(ctx: Ctx, data: TicketMessageCreateDTO, ticket: Ticket | None) -> Channel | None:
+    """The message's channel: the one it names (phone auth: its own, named or not), else its
+    ticket's. A `channel` type other than that channel's is a 400 naming `channel`."""
+    channel_id = data.channel_id
+    if ctx.actor.is_phone:
+        if channel_id is not None and channel_id != ctx.actor.channel_id:
+            raise Forbidden("phone auth acts on its own channel only", code="CHANNEL_NOT_ALLOWED")
+        channel_id = ctx.actor.channel_id
+    channel = None
+    if channel_id is not None:
+        channel = await get_now(ctx.db, Channel, channel_id)
+        if channel is None:
+            raise ValidationFailed.field("channelID", f"no channel {channel_id}")
+    elif ticket is not None and ticket.channel_id is not None:
+        channel = await get_now(ctx.db, Channel, ticket.channel_id)
+    channel_type_in(channel, data.channel.value if data.channel else None, field="channel")
+    return channel
+
+
+def _in_channel(new: NewMessage, channel: Channel | None) -> None:
+    # A message in a channel has that channel's type (deskpal.tickets.derived.channel_type_in).
+    if channel is not None:
+        new.channel_id, new.channel_type = channel.channel_id, channel.channel_type
+
+
+def _sender(ctx: Ctx, data: TicketMessageCreateDTO) -> SenderType:
+    if data.sender_type is not None:
+        return data.sender_type
+    if data.incoming:
+        return SenderType.END_USER
+    return SenderType.CUSTOMER_REP if ctx.actor.rep_id is not None else SenderType.SYSTEM
+
+
+def _new_message(ctx: Ctx, data: TicketMessageCreateDTO, custom: dict[str, Any]) -> NewMessage:
+    return NewMessage(
+        message=data.message,
+        subject=data.subject,
+        html_body=data.html_body,
+        text_body=data.text_body,
+        incoming=data.incoming,
+        sender_type=_sender(ctx, data),
+        is_draft=data.is_draft,
+        is_internal_note=data.is_internal_note,
+        is_forward=data.forward_from_message_id is not None,
+        channel_id=data.channel_id,
+        channel_type=data.channel.value if data.channel else None,
+        from_address=data.from_address,
+        from_name=data.from_name,
+        to_address=data.to_address,
+        cc_address=data.cc_address,
+        bcc_address=data.bcc_address,
+        from_number=data.from_number,
+        to_number=data.to_number,
+        uid=data.uid,
+        message_date=data.message_date,
+        headers=data.headers,
+        message_identifier=data.message_identifier,
+        page_screenshot=data.page_screenshot,
+        page_url=data.page_url,
+        additional_info=data.additional_info,
+        ai_prompt=data.ai_prompt,
+        email_template_id=data.email_template_id,
+        reply_to_message_id=data.reply_to_message_id,
+        forward_from_message_id=data.forward_from_message_id,
+        custom_fields_data=custom,
+    )
+
+
+def _check_note(ctx: Ctx, data: TicketMessageCreateDTO) -> None:
+    if data.is_internal_note and ctx.actor.rep_id is None and not ctx.actor.is_admin:
+        raise Forbidden("only representatives write internal notes", code="INTERNAL_NOTE_REPS_ONLY")
+
+
+async def create_raw(ctx: Ctx, data: TicketMessageCreateDTO) -> TicketMessageDetailDTO:
+    """POST /api/TicketMessages: the message as given, in an existing ticket (ticketID required)."""
+    if data.ticket_id is None:
+        raise ValidationFailed.field("ticketID", "is required")
+    _check_note(ctx, data)
+    ticket = await ticket_queries.get_ticket_row(ctx, data.ticket_id)
+    channel = await _check_channel(ctx, data, ticket)
+    for field_name, ref in (
+        ("replyToMessageID", data.reply_to_message_id),
+        ("forwardFromMessageID", data.forward_from_message_id),
+    ):
+        if ref is not None:
+            await _linked_message(ctx, ref, field_name)
+    custom = await validate_custom_fields(ctx, EntityType.TICKET_MESSAGE, data.custom_fields_data)
+    new = _new_message(ctx, data, custom)
+    _in_channel(new, channel)
+    msg = await insert(ctx, ticket, new)
+    return await created_detail(ctx, msg)
+
+
+async def create_new(ctx: Ctx, data: TicketMessageCreateDTO) -> TicketMessageDetailDTO:
+    """POST create-new: a message, creating its ticket and end user when no ticket is named.
+
+    The ticket is ticketID's, else the replied-to or forwarded message's, else a new one. A forward
+    draft carries no reply linkage.
+    """
+    _check_note(ctx, data)
+    reply_to = forward_from = None
+    if data.forward_from_message_id is not None:
+        forward_from = await _linked_message(ctx, data.forward_from_message_id, "forwardFromMessageID")
+    reply_to_id = data.reply_to_message_id
+    if forward_from is not None and data.is_draft:
+        reply_to_id = None  # a forward draft is a new outbound mail, not a reply in the thread
+    if reply_to_id is not None:
+        reply_to = await _linked_message(ctx, reply_to_id, "replyToMessageID")
+    custom = await validate_custom_fields(ctx, EntityType.TICKET_MESSAGE, data.custom_fields_data)
+
+    ticket_id = data.ticket_id
+    if ticket_id is None:
+        source = reply_to or forward_from
+        ticket_id = source.ticket_id if source is not None else None
+    elif reply_to is not None and reply_to.ticket_id != ticket_id:
+        raise ValidationFailed.field("replyToMessageID", "is a message of another ticket")
+
+    new = _new_message(ctx, data, custom)
+    new.reply_to_message_id = reply_to_id
+    ticket = await ticket_queries.get_ticket_row(ctx, ticket_id) if ticket_id is not None else None
+    channel = await _check_channel(ctx, data, ticket)
+    _in_channel(new, channel)
+    if ticket is None:
+        ticket = await _new_ticket(ctx, data, channel, new)
+    if new.uid is None and ticket.uid is not None:
+        new.uid = ticket.uid
+    msg = await insert(ctx, ticket, new)  # links the end user the ticket's uid names
+    return await created_detail(ctx, msg)
+
+
+async def _new_ticket(
+    ctx: Ctx, data: TicketMessageCreateDTO, channel: Channel | None, new: NewMessage
+) -> Ticket:
+    channel_type = new.channel_type  # the channel's type (phone auth: always its Phone channel)
+    if channel_type is None:
+        raise ValidationFailed.field("channel", "is required when the message opens a new ticket")
+    text = (
+        data.subject
+        or data.text_body
+        or data.message
+        or (html_to_text(data.html_body) if data.html_body else "")
+    )
+    _, email, phone = end_user_contact(new)
+    uid = data.uid or (email.strip().lower() if email else None) or phone
+    return await ticket_writes.insert_ticket(
+        ctx,
+        TicketWriteDTO(
+            status=OPEN,
+            subject=subject_from(text) if text.strip() else "(no subject)",
+            channel_type=channel_type,
+            channel_id=channel.channel_id if channel else None,
+            uid=uid,
+            from_number=data.from_number,
+            to_number=data.to_number,
+        ),
+        link=False,
+    )
