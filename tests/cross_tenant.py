@@ -202,7 +202,7 @@ target("/api/Tickets/{id}/recording", bodies={"PUT": {"not": "audio"}})(_ticket)
 
 
 async def _attachment_message(app: FastAPI, tenant: Tenant) -> dict[str, Any]:
-    from deskpal.messages.insert import add_message
+    from tests.tickets.helpers import add_message
 
     ticket = await _ticket(app, tenant)
 
@@ -245,26 +245,19 @@ async def _attachment(app: FastAPI, tenant: Tenant) -> dict[str, Any]:
 async def _message_with(
     app: FastAPI, tenant: Tenant, *, draft: bool = False, topic: bool = False
 ) -> dict[str, Any]:
-    from deskpal.messages.insert import NewMessage, insert
     from deskpal.messages.models import TicketMessageTopic
-    from deskpal.tickets.queries import get_ticket
     from deskpal.topics.schemas import TopicWriteDTO
     from deskpal.topics.service import create_topic
+    from tests.tickets.helpers import add_message
 
     ticket = await _ticket(app, tenant)
 
     async def make(ctx: Ctx) -> dict[str, Any]:
-        row = await get_ticket(ctx, ticket["id"])
-        msg = await insert(ctx, row, NewMessage(message="walk"))
+        msg = await add_message(ctx, ticket["id"], message="walk")
         out: dict[str, Any] = {"id": msg.message_id, "messageId": msg.message_id}
         if draft:
-            await insert(
-                ctx,
-                row,
-                NewMessage(
-                    message="draft", incoming=False, is_draft=True, reply_to_message_id=msg.message_id
-                ),
-            )
+            draft_of = {"incoming": False, "is_draft": True, "reply_to_message_id": msg.message_id}
+            await add_message(ctx, ticket["id"], message="draft", **draft_of)
         if topic:
             t = await create_topic(ctx, TopicWriteDTO(name=unique("t")))
             link = TicketMessageTopic(message_id=msg.message_id, topic_id=t.topic_id)

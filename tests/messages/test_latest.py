@@ -13,10 +13,9 @@ from fastapi import FastAPI
 
 from deskpal.core.context import Ctx
 from deskpal.core.db import transaction
-from deskpal.messages.insert import add_message
 from tests.messages.helpers import create_message, session_headers
 from tests.support import Tenant, db_of
-from tests.tickets.helpers import create_ticket
+from tests.tickets.helpers import add_message, create_ticket
 
 OLD, NEW, LATER = "2024-03-01T09:00:00Z", "2024-03-02T09:00:00Z", "2024-03-03T09:00:00Z"
 
@@ -55,7 +54,7 @@ async def _raw(app: FastAPI, client: httpx.AsyncClient, tenant: Tenant, ticket_i
 
 
 async def _service(app: FastAPI, client: httpx.AsyncClient, tenant: Tenant, ticket_id: int) -> None:
-    # add_message: data seeding and chat intake.
+    # add_message: data seeding, through intake (as an import: no reopening).
     async with transaction(db_of(app), customer_id=tenant.customer_id) as db:
         await add_message(
             Ctx.system(db, tenant.customer_id), ticket_id, message="older words", message_date=_utc(OLD)

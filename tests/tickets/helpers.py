@@ -6,10 +6,12 @@ from typing import Any
 
 import httpx
 
+from deskpal.conversations.schemas import InboundMessage, OutgoingMessage
+from deskpal.conversations.service import intake, send
 from deskpal.core.context import Ctx
 from deskpal.core.db import transaction
-from deskpal.messages.insert import add_message
-from deskpal.messages.models import SenderType
+from deskpal.messages.insert import NewMessage
+from deskpal.messages.models import SenderType, TicketMessage
 from tests.support import Tenant, db_of
 
 
@@ -41,6 +43,14 @@ async def create_topic(client: httpx.AsyncClient, tenant: Tenant, name: str) -> 
     response = await client.post("/api/Topics", json={"name": name}, headers=tenant.headers)
     assert response.status_code == 201, response.text
     return int(response.json()["topicID"])
+
+
+async def add_message(ctx: Ctx, ticket_id: int, **fields: Any) -> TicketMessage:
+    """A message seeded into a ticket through the conversation, as an import would (no reopening)."""
+    new = NewMessage(**fields)
+    if new.incoming:
+        return await intake(ctx, InboundMessage(message=new, ticket_id=ticket_id, reopen=False))
+    return await send(ctx, OutgoingMessage(message=new, ticket_id=ticket_id))
 
 
 async def add_messages(app: object, tenant: Tenant, ticket_id: int, *texts: str, **kw: Any) -> list[int]:

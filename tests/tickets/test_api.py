@@ -444,7 +444,7 @@ class TestSearch:
         with pytest.raises(RuntimeError):
             async with transaction(db_of(app), customer_id=tenant.customer_id) as db:
                 from deskpal.core.context import Ctx
-                from deskpal.messages.insert import add_message
+                from tests.tickets.helpers import add_message
 
                 await add_message(Ctx.system(db, tenant.customer_id), ticket["ticketID"], message="wombat")
                 raise RuntimeError("roll back")

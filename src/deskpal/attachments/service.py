@@ -164,6 +164,16 @@ async def drop_message_blobs(ctx: Ctx, storage: Storage, message_ids: Sequence[i
     await blobs.drop_blobs(ctx, storage, (await ctx.db.scalars(stmt)).all())
 
 
+async def storage_keys_of_tickets(ctx: Ctx, ticket_ids: Sequence[int]) -> list[str]:
+    """The stored files of these tickets' messages (for a delete that drops the tickets)."""
+    stmt = (
+        select(TicketMessageAttachment.storage_key)
+        .join(TicketMessage, TicketMessage.message_id == TicketMessageAttachment.message_id)
+        .where(TicketMessage.ticket_id.in_(list(ticket_ids)))
+    )
+    return list((await ctx.db.scalars(stmt)).all())
+
+
 async def find_by_token(ctx: Ctx, access_token: str) -> TicketMessageAttachment | None:
     stmt = select(TicketMessageAttachment).where(TicketMessageAttachment.access_token == access_token)
     return (await ctx.db.scalars(stmt)).first()

@@ -16,9 +16,10 @@ from typing import Any
 from sqlalchemy import ColumnElement, Select, false, func, select
 
 from deskpal.attachments import service as attachments
+from deskpal.conversations.schemas import InboundMessage, OutgoingMessage
+from deskpal.conversations.service import intake, send
 from deskpal.core.addresses import normalize_email
 from deskpal.core.context import AuthMethod, Ctx
-from deskpal.core.db import utcnow
 from deskpal.core.errors import Forbidden, NotFound, Unauthorized, ValidationFailed
 from deskpal.core.schemas import MAX_ID, PageParams, PageResult
 from deskpal.endusers.models import EndUser
@@ -30,12 +31,13 @@ from deskpal.helpdesk.schemas import (
     Recipient,
     SortOrder,
 )
-from deskpal.messages.insert import NewMessage, insert
+from deskpal.messages.insert import NewMessage
 from deskpal.messages.models import SenderType, TicketMessage
 from deskpal.messages.visibility import visible as message_visible
 from deskpal.tickets import queries as tickets
-from deskpal.tickets.derived import closed_state, is_closed_status
+from deskpal.tickets.derived import is_closed_status
 from deskpal.tickets.models import Ticket, TicketEndUser
+from deskpal.tickets.writes import StateChange
 
 # The ticket_update fields the closed state's errors name (status is the only one this API writes).
 _UPDATE_FIELDS = {
@@ -174,15 +176,14 @@ async def create_message(ctx: Ctx, data: MessageCreate) -> TicketMessage:
     ticket = await _ticket(ctx, data.ticket_id)
     _check(data, ticket)
     update = data.ticket_update
+    change = None
     if update is not None:
-        if update.status is not None:
-            written = {"status": update.status}
-            for name, value in closed_state(ticket, written, utcnow(), fields=_UPDATE_FIELDS).items():
-                setattr(ticket, name, value)
-        if update.priority is not None:
-            ticket.priority = update.priority.value
-        if update.type is not None:
-            ticket.ticket_type = update.type.value
+        change = StateChange(
+            status=update.status,
+            priority=update.priority.value if update.priority is not None else None,
+            ticket_type=update.type.value if update.type is not None else None,
+            fields=_UPDATE_FIELDS,
+        )
 
     refs = data.attachments or []
     for i, ref in enumerate(refs):
@@ -197,7 +198,6 @@ async def create_message(ctx: Ctx, data: MessageCreate) -> TicketMessage:
         to_address = _end_user_address(ticket)
     new = NewMessage(
         html_body=data.content,
-        html_field="content",
         text_body=data.text_content,
         incoming=kind is MessageType.REQUEST,
         sender_type=SenderType.END_USER if kind is MessageType.REQUEST else SenderType.CUSTOMER_REP,
@@ -205,12 +205,20 @@ async def create_message(ctx: Ctx, data: MessageCreate) -> TicketMessage:
         is_forward=data.is_forward,
         to_address=to_address,
         cc_address=_addresses(data.ccs),
-        # No mail is sent inside a request: the email issue's sender picks pending sends up.
-        send_pending=kind is MessageType.RESPONSE and data.send_email is not False,
         attachment_refs=[a.model_dump() for a in refs],
     )
-    msg = await insert(ctx, ticket, new)
-    return msg
+    if kind is MessageType.REQUEST:
+        inbound = InboundMessage(message=new, ticket=ticket, ticket_change=change, html_field="content")
+        return await intake(ctx, inbound)
+    # No mail is sent inside a request: the email issue's sender picks pending sends up.
+    outgoing = OutgoingMessage(
+        message=new,
+        ticket=ticket,
+        ticket_change=change,
+        html_field="content",
+        deliver=kind is MessageType.RESPONSE and data.send_email is not False,
+    )
+    return await send(ctx, outgoing)
 
 
 def message_type(msg: TicketMessage) -> MessageType:

@@ -6,6 +6,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, Request, Response
 
+from deskpal.conversations import ticket_messages
 from deskpal.core.context import Ctx
 from deskpal.core.permissions import (
     Perm,
@@ -15,7 +16,7 @@ from deskpal.core.permissions import (
 )
 from deskpal.core.routing import mount
 from deskpal.core.schemas import MAX_ID, IdPath, Page, PageParams, page_params, to_page
-from deskpal.messages import create, dtos, queries, topics, updates
+from deskpal.messages import dtos, queries, topics, updates
 from deskpal.messages.schemas import (
     CorrectTopicsRequest,
     MessageSortBy,
@@ -62,13 +63,13 @@ async def list_messages(
 @router.post("", response_model=TicketMessageDetailDTO, status_code=201)
 async def create_message(ctx: PhoneCreate, body: TicketMessageCreateDTO) -> TicketMessageDetailDTO:
     """A raw message in an existing ticket (ticketID required); the ticket follows it."""
-    return await create.create_raw(ctx, body)
+    return await ticket_messages.create_raw(ctx, body)
 
 
 @router.post("/create-new", response_model=TicketMessageDetailDTO, status_code=201)
 async def create_new(ctx: PhoneCreate, body: TicketMessageCreateDTO) -> TicketMessageDetailDTO:
     """A message; without ticketID, in the replied-to message's ticket or a new ticket (and end user)."""
-    return await create.create_new(ctx, body)
+    return await ticket_messages.create_new(ctx, body)
 
 
 @router.get("/{id}", response_model=TicketMessageDetailDTO)

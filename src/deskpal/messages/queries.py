@@ -97,3 +97,14 @@ async def get_draft(ctx: Ctx, message_id: int) -> TicketMessage:
     if draft is None:
         raise NotFound(f"message {message_id} has no draft reply", code="NO_DRAFT")
     return await get_message(ctx, draft.message_id)
+
+
+async def find_by_identifier(ctx: Ctx, identifier: str) -> TicketMessage | None:
+    """The newest visible message with this message identifier (a mail's Message-ID), or None."""
+    stmt = (
+        select_visible(ctx.actor)
+        .where(TicketMessage.message_identifier == identifier)
+        .order_by(TicketMessage.message_id.desc())
+        .limit(1)
+    )
+    return (await ctx.db.scalars(stmt)).first()

@@ -10,6 +10,7 @@ from fastapi.responses import StreamingResponse
 
 from deskpal.auth.service import find_channel_by_public_token
 from deskpal.channels.models import ChannelType
+from deskpal.chat import service as chat
 from deskpal.core import ratelimit
 from deskpal.core.context import ActorKind, Ctx
 from deskpal.core.errors import DeskpalError, Forbidden
@@ -35,7 +36,7 @@ from deskpal.core.schemas import (
 from deskpal.storage import Storage
 from deskpal.storage.base import dropped_unless_recorded
 from deskpal.storage.http import blob_response, non_empty
-from deskpal.tickets import bulk, chat, queries, recordings, views, writes
+from deskpal.tickets import bulk, queries, recordings, views, writes
 from deskpal.tickets.models import Ticket
 from deskpal.tickets.schemas import (
     AssignRequest,
@@ -239,7 +240,7 @@ async def create_chat_ticket(
         raise Forbidden("this page's host may not open chats on the channel", code="CHAT_ORIGIN_REFUSED")
     # The visitor acts through the channel: its customer is bound, and only its tickets are seen.
     ctx = unit.bind(channel.customer_id, channel_id=channel.channel_id)
-    ticket = await chat.create_chat_ticket(ctx, channel, body)
+    ticket = await chat.open_chat(ctx, channel, body)
     return ChatTicketCreatedDTO(ticket_id=ticket.ticket_id, token=ticket.token)
 
 

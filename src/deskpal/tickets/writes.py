@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from functools import cache
 from typing import Any
 
 from pydantic import ValidationError
-from sqlalchemy import delete, select
+from sqlalchemy import delete
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
-from deskpal.attachments.models import TicketMessageAttachment
+from deskpal.attachments import service as attachments
 from deskpal.channels.models import Channel, ChannelType
 from deskpal.core.context import Ctx, Role
 from deskpal.core.db import utcnow
@@ -23,11 +24,10 @@ from deskpal.customfields.models import EntityType
 from deskpal.customfields.service import validate_custom_fields
 from deskpal.endusers.models import EndUser
 from deskpal.endusers.service import upsert_lenient
-from deskpal.messages.models import TicketMessage
 from deskpal.storage import Storage
 from deskpal.storage import jobs as blobs
 from deskpal.tickets import jobs as _jobs  # noqa: F401 - registers the job types enqueued here
-from deskpal.tickets.derived import channel_type_in, closed_state
+from deskpal.tickets.derived import CLOSED_FIELDS, channel_type_in, closed_state
 from deskpal.tickets.models import Ticket, TicketEndUser
 from deskpal.tickets.queries import get_ticket
 from deskpal.tickets.schemas import WRITE_FIELDS, TicketWriteDTO
@@ -122,6 +122,7 @@ async def _apply(
     creating: bool,
     given: frozenset[str] | None = None,
     link: bool = True,
+    require_custom_fields: bool = True,
 ) -> None:
     """Write a TicketWriteDTO onto a ticket. `given`: the fields the client wrote (by name); None
     means every field the DTO was given."""
@@ -144,7 +145,9 @@ async def _apply(
     channel_type = channel_type_in(channel, data.channel_type if retyped else None, field="channelType")
     if data.end_user_id is not None and await ctx.db.get(EndUser, data.end_user_id) is None:
         raise ValidationFailed.field("endUserID", f"no end user {data.end_user_id}")
-    custom = await validate_custom_fields(ctx, EntityType.TICKET, data.custom_fields_data)
+    custom = await validate_custom_fields(
+        ctx, EntityType.TICKET, data.custom_fields_data, partial=not require_custom_fields
+    )
     written = {name: getattr(data, name) for name in _CLOSED_COLUMNS if name in given or name == "status"}
     closed = closed_state(None if creating else ticket, written, utcnow())
 
@@ -173,11 +176,39 @@ async def create_ticket(ctx: Ctx, data: TicketWriteDTO) -> Ticket:
     return await insert_ticket(ctx, data, link=True)
 
 
-async def insert_ticket(ctx: Ctx, data: TicketWriteDTO, *, link: bool) -> Ticket:
-    """A new ticket (link=False: the caller links the uid's end user itself, knowing more of them)."""
+async def insert_ticket(
+    ctx: Ctx, data: TicketWriteDTO, *, link: bool, require_custom_fields: bool = True
+) -> Ticket:
+    """A new ticket (link=False: the caller links the uid's end user itself, knowing more of them;
+    require_custom_fields=False: required ticket custom fields may be missing, see
+    conversations.TicketOpening)."""
     ticket = Ticket()
-    await _apply(ctx, ticket, data, creating=True, link=link)
+    await _apply(ctx, ticket, data, creating=True, link=link, require_custom_fields=require_custom_fields)
     return ticket
+
+
+@dataclass(frozen=True, slots=True)
+class StateChange:
+    """Ticket state written beside a message (the second API's ticket_update); None: unchanged."""
+
+    status: str | None = None
+    priority: str | None = None
+    ticket_type: str | None = None
+    # The JSON names the closed state's errors give (column name -> name); None: the Tickets API's.
+    fields: Mapping[str, str] | None = None
+
+
+def change_state(ticket: Ticket, change: StateChange) -> None:
+    """Apply a StateChange by the ticket's write rules: the status through the one closed-state
+    rule, priority and type as given."""
+    if change.status is not None:
+        fields = change.fields or CLOSED_FIELDS
+        for name, value in closed_state(ticket, {"status": change.status}, utcnow(), fields=fields).items():
+            setattr(ticket, name, value)
+    if change.priority is not None:
+        ticket.priority = change.priority
+    if change.ticket_type is not None:
+        ticket.ticket_type = change.ticket_type
 
 
 async def replace_ticket(ctx: Ctx, ticket_id: int, data: TicketWriteDTO) -> Ticket:
@@ -262,9 +293,5 @@ async def drop_blobs(ctx: Ctx, tickets: Sequence[Ticket], storage: Storage | Non
     (by a job in it). Without a storage (service callers that keep no files) the sweeper does it."""
     if storage is None or not tickets:
         return
-    attachment_keys = await ctx.db.scalars(
-        select(TicketMessageAttachment.storage_key)
-        .join(TicketMessage, TicketMessage.message_id == TicketMessageAttachment.message_id)
-        .where(TicketMessage.ticket_id.in_([t.ticket_id for t in tickets]))
-    )
-    await blobs.drop_blobs(ctx, storage, [*(t.recording_key for t in tickets), *attachment_keys.all()])
+    attachment_keys = await attachments.storage_keys_of_tickets(ctx, [t.ticket_id for t in tickets])
+    await blobs.drop_blobs(ctx, storage, [*(t.recording_key for t in tickets), *attachment_keys])

@@ -1,26 +1,31 @@
-"""The two create routes: POST /api/TicketMessages (raw) and create-new."""
+"""The TicketMessages API's two create routes as intake and send: POST /api/TicketMessages (raw, into
+a named ticket) and POST /api/TicketMessages/create-new (the ticket found from the message, or new).
+
+They check what the API lets a client name (links to other messages, the channel, internal notes,
+custom fields) and hand the message on: an incoming one to `intake`, any other to `send`, which
+records no pending send for this API (its messages are recorded, not delivered).
+"""
 
 from __future__ import annotations
 
 from typing import Any
 
 from deskpal.channels.models import Channel
+from deskpal.conversations.schemas import InboundMessage, OutgoingMessage
+from deskpal.conversations.service import contact_uid, intake, send
 from deskpal.core.context import Ctx
 from deskpal.core.errors import Forbidden, ValidationFailed
 from deskpal.core.tenancy import get_now
 from deskpal.customfields.models import EntityType
 from deskpal.customfields.service import validate_custom_fields
 from deskpal.messages.dtos import created_detail
-from deskpal.messages.html import html_to_text
-from deskpal.messages.insert import NewMessage, end_user_contact, insert
+from deskpal.messages.insert import NewMessage
 from deskpal.messages.models import SenderType, TicketMessage
 from deskpal.messages.queries import select_visible
 from deskpal.messages.schemas import TicketMessageCreateDTO, TicketMessageDetailDTO
 from deskpal.tickets import queries as ticket_queries
-from deskpal.tickets import writes as ticket_writes
-from deskpal.tickets.derived import OPEN, channel_type_in, subject_from
+from deskpal.tickets.derived import channel_type_in
 from deskpal.tickets.models import Ticket
-from deskpal.tickets.schemas import TicketWriteDTO
 
 
 async def _linked_message(ctx: Ctx, message_id: int, field_name: str) -> TicketMessage:
@@ -49,12 +54,6 @@ async def _check_channel(ctx: Ctx, data: TicketMessageCreateDTO, ticket: Ticket 
         channel = await get_now(ctx.db, Channel, ticket.channel_id)
     channel_type_in(channel, data.channel.value if data.channel else None, field="channel")
     return channel
-
-
-def _in_channel(new: NewMessage, channel: Channel | None) -> None:
-    # A message in a channel has that channel's type (deskpal.tickets.derived.channel_type_in).
-    if channel is not None:
-        new.channel_id, new.channel_type = channel.channel_id, channel.channel_type
 
 
 def _sender(ctx: Ctx, data: TicketMessageCreateDTO) -> SenderType:
@@ -120,9 +119,7 @@ async def create_raw(ctx: Ctx, data: TicketMessageCreateDTO) -> TicketMessageDet
             await _linked_message(ctx, ref, field_name)
     custom = await validate_custom_fields(ctx, EntityType.TICKET_MESSAGE, data.custom_fields_data)
     new = _new_message(ctx, data, custom)
-    _in_channel(new, channel)
-    msg = await insert(ctx, ticket, new)
-    return await created_detail(ctx, msg)
+    return await created_detail(ctx, await _hand_on(ctx, data, new, channel, ticket))
 
 
 async def create_new(ctx: Ctx, data: TicketMessageCreateDTO) -> TicketMessageDetailDTO:
@@ -153,39 +150,15 @@ async def create_new(ctx: Ctx, data: TicketMessageCreateDTO) -> TicketMessageDet
     new.reply_to_message_id = reply_to_id
     ticket = await ticket_queries.get_ticket_row(ctx, ticket_id) if ticket_id is not None else None
     channel = await _check_channel(ctx, data, ticket)
-    _in_channel(new, channel)
-    if ticket is None:
-        ticket = await _new_ticket(ctx, data, channel, new)
-    if new.uid is None and ticket.uid is not None:
-        new.uid = ticket.uid
-    msg = await insert(ctx, ticket, new)  # links the end user the ticket's uid names
-    return await created_detail(ctx, msg)
+    if new.uid is None:
+        # The message names its end user as its ticket does (a new ticket: by their address).
+        new.uid = ticket.uid if ticket is not None else contact_uid(new)
+    return await created_detail(ctx, await _hand_on(ctx, data, new, channel, ticket))
 
 
-async def _new_ticket(
-    ctx: Ctx, data: TicketMessageCreateDTO, channel: Channel | None, new: NewMessage
-) -> Ticket:
-    channel_type = new.channel_type  # the channel's type (phone auth: always its Phone channel)
-    if channel_type is None:
-        raise ValidationFailed.field("channel", "is required when the message opens a new ticket")
-    text = (
-        data.subject
-        or data.text_body
-        or data.message
-        or (html_to_text(data.html_body) if data.html_body else "")
-    )
-    _, email, phone = end_user_contact(new)
-    uid = data.uid or (email.strip().lower() if email else None) or phone
-    return await ticket_writes.insert_ticket(
-        ctx,
-        TicketWriteDTO(
-            status=OPEN,
-            subject=subject_from(text) if text.strip() else "(no subject)",
-            channel_type=channel_type,
-            channel_id=channel.channel_id if channel else None,
-            uid=uid,
-            from_number=data.from_number,
-            to_number=data.to_number,
-        ),
-        link=False,
-    )
+async def _hand_on(
+    ctx: Ctx, data: TicketMessageCreateDTO, new: NewMessage, channel: Channel | None, ticket: Ticket | None
+) -> TicketMessage:
+    if data.incoming:
+        return await intake(ctx, InboundMessage(message=new, channel=channel, ticket=ticket))
+    return await send(ctx, OutgoingMessage(message=new, channel=channel, ticket=ticket))
