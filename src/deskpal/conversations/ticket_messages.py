@@ -19,7 +19,7 @@ from deskpal.core.tenancy import get_now
 from deskpal.customfields.models import EntityType
 from deskpal.customfields.service import validate_custom_fields
 from deskpal.messages.dtos import created_detail
-from deskpal.messages.insert import NewMessage
+from deskpal.messages.insert import GIVEN_FIELDS, NewMessage
 from deskpal.messages.models import SenderType, TicketMessage
 from deskpal.messages.queries import select_visible
 from deskpal.messages.schemas import TicketMessageCreateDTO, TicketMessageDetailDTO
@@ -64,39 +64,19 @@ def _sender(ctx: Ctx, data: TicketMessageCreateDTO) -> SenderType:
     return SenderType.CUSTOMER_REP if ctx.actor.rep_id is not None else SenderType.SYSTEM
 
 
+# The message fields this API's create DTO spells as NewMessage does: copied as given. Of the rest,
+# the DTO's ticketID threads the message and its channel names the type; NewMessage's is_forward
+# and channel_type follow from the DTO below, and this API takes no attachment references.
+_COPIED = tuple(name for name in GIVEN_FIELDS if name in TicketMessageCreateDTO.model_fields)
+
+
 def _new_message(ctx: Ctx, data: TicketMessageCreateDTO, custom: dict[str, Any]) -> NewMessage:
-    return NewMessage(
-        message=data.message,
-        subject=data.subject,
-        html_body=data.html_body,
-        text_body=data.text_body,
-        incoming=data.incoming,
-        sender_type=_sender(ctx, data),
-        is_draft=data.is_draft,
-        is_internal_note=data.is_internal_note,
-        is_forward=data.forward_from_message_id is not None,
-        channel_id=data.channel_id,
-        channel_type=data.channel.value if data.channel else None,
-        from_address=data.from_address,
-        from_name=data.from_name,
-        to_address=data.to_address,
-        cc_address=data.cc_address,
-        bcc_address=data.bcc_address,
-        from_number=data.from_number,
-        to_number=data.to_number,
-        uid=data.uid,
-        message_date=data.message_date,
-        headers=data.headers,
-        message_identifier=data.message_identifier,
-        page_screenshot=data.page_screenshot,
-        page_url=data.page_url,
-        additional_info=data.additional_info,
-        ai_prompt=data.ai_prompt,
-        email_template_id=data.email_template_id,
-        reply_to_message_id=data.reply_to_message_id,
-        forward_from_message_id=data.forward_from_message_id,
-        custom_fields_data=custom,
-    )
+    new = NewMessage(**{name: getattr(data, name) for name in _COPIED})
+    new.sender_type = _sender(ctx, data)
+    new.is_forward = data.forward_from_message_id is not None
+    new.channel_type = data.channel.value if data.channel else None
+    new.custom_fields_data = custom
+    return new
 
 
 def _check_note(ctx: Ctx, data: TicketMessageCreateDTO) -> None:

@@ -39,6 +39,18 @@ class Labels:
     channel_name: str | None
 
 
+_COLUMNS = frozenset(TicketMessage.__table__.columns.keys())
+# The DTOs' fields named as a column show the column (the rep's name is the label below). The
+# reference page names three columns otherwise; the rest are labels and lists.
+SUMMARY_COLUMNS = tuple(name for name in TicketMessageSummaryDTO.model_fields if name in _COLUMNS)
+DETAIL_COLUMNS = tuple(
+    name
+    for name in TicketMessageDetailDTO.model_fields
+    if name in _COLUMNS and name not in TicketMessageSummaryDTO.model_fields
+)
+RENAMED = {"date_created": "created_at", "date_updated": "updated_at", "channel": "channel_type"}
+
+
 def _summary_fields(msg: TicketMessage, labels: Labels | None = None) -> dict[str, Any]:
     if labels is None:
         labels = Labels(
@@ -49,51 +61,16 @@ def _summary_fields(msg: TicketMessage, labels: Labels | None = None) -> dict[st
         topics = [topic_dto(link) for link in msg.topic_links]
     else:
         topics = []  # a message just written has no topic links yet
-    return {
-        "message_id": msg.message_id,
-        "ticket_id": msg.ticket_id,
-        "date_created": msg.created_at,
-        "date_updated": msg.updated_at,
-        "message_date": msg.message_date,
-        "customer_id": msg.customer_id,
-        "sender_type": msg.sender_type,
-        "customer_rep_id": msg.customer_rep_id,
-        "customer_rep_name": labels.customer_rep_name,
-        "channel": msg.channel_type,
-        "channel_id": msg.channel_id,
-        "channel_name": labels.channel_name,
-        "incoming": msg.incoming,
-        "is_draft": msg.is_draft,
-        "is_internal_note": msg.is_internal_note,
-        "message": msg.message,
-        "subject": msg.subject,
-        "html_body": msg.html_body,
-        "text_body": msg.text_body,
-        "body_preview": msg.body_preview,
-        "from_address": msg.from_address,
-        "from_name": msg.from_name,
-        "to_address": msg.to_address,
-        "cc_address": msg.cc_address,
-        "bcc_address": msg.bcc_address,
-        "from_number": msg.from_number,
-        "to_number": msg.to_number,
-        "uid": msg.uid,
-        "is_opened": msg.is_opened,
-        "is_bounced": msg.is_bounced,
-        "last_open_date": msg.last_open_date,
-        "message_identifier": msg.message_identifier,
-        "send_pending": msg.send_pending,
-        "sent_at": msg.sent_at,
-        "ai_spam_status": msg.ai_spam_status,
-        "ai_topics_status": msg.ai_topics_status,
-        "ai_reply_status": msg.ai_reply_status,
-        "is_escalated": msg.is_escalated,
-        "reply_to_message_id": msg.reply_to_message_id,
-        "forward_from_message_id": msg.forward_from_message_id,
-        "topics": topics,
-        "actions": [],
-        "custom_fields_data": dict(msg.custom_fields_data or {}),
-    }
+    out = {name: getattr(msg, name) for name in SUMMARY_COLUMNS}
+    out.update({name: getattr(msg, column) for name, column in RENAMED.items()})
+    out.update(
+        customer_rep_name=labels.customer_rep_name,
+        channel_name=labels.channel_name,
+        topics=topics,
+        actions=[],
+        custom_fields_data=dict(msg.custom_fields_data or {}),
+    )
+    return out
 
 
 def to_summary(msg: TicketMessage) -> TicketMessageSummaryDTO:
@@ -103,18 +80,8 @@ def to_summary(msg: TicketMessage) -> TicketMessageSummaryDTO:
 async def to_detail(ctx: Ctx, msg: TicketMessage, labels: Labels | None = None) -> TicketMessageDetailDTO:
     definitions = await definitions_for(ctx, EntityType.TICKET_MESSAGE)
     fields = _summary_fields(msg, labels)
-    fields.update(
-        headers=msg.headers,
-        ai_generated_response=msg.ai_generated_response,
-        ai_modified_response=msg.ai_modified_response,
-        ai_prompt=msg.ai_prompt,
-        page_screenshot=msg.page_screenshot,
-        page_url=msg.page_url,
-        additional_info=msg.additional_info,
-        email_template_id=msg.email_template_id,
-        send_requested_at=msg.send_requested_at,
-        custom_field_definitions=[CustomFieldDefinitionDTO.model_validate(d) for d in definitions],
-    )
+    fields.update({name: getattr(msg, name) for name in DETAIL_COLUMNS})
+    fields["custom_field_definitions"] = [CustomFieldDefinitionDTO.model_validate(d) for d in definitions]
     return built(TicketMessageDetailDTO, fields)
 
 

@@ -6,7 +6,7 @@ path every new message takes.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from datetime import datetime
 from typing import Any
 
@@ -19,9 +19,14 @@ from deskpal.messages.models import SenderType, TicketMessage
 from deskpal.tickets.models import Ticket
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, kw_only=True)
 class NewMessage:
-    """What a new message carries besides its ticket; new_row sanitises the content."""
+    """What the writer of a new message gives: the one declaration of a message's given fields.
+
+    Each field is the ticket_message column of the same name, and new_row copies them all; the
+    TicketMessages API copies those its create DTO spells alike (conversations.ticket_messages).
+    What the server decides (ids, times, the author, delivery and tracking state) is not here.
+    """
 
     message: str | None = None
     subject: str | None = None
@@ -56,6 +61,9 @@ class NewMessage:
     custom_fields_data: dict[str, Any] = field(default_factory=dict)
 
 
+GIVEN_FIELDS = tuple(f.name for f in fields(NewMessage))
+
+
 def refuse_meaningless(new: NewMessage, content: Content, *, html_field: str) -> None:
     """A message that could never be shown is refused rather than stored (html_field: the request
     field the HTML body came in, for the error when nothing of it is left)."""
@@ -70,49 +78,32 @@ def new_row(ctx: Ctx, ticket: Ticket, new: NewMessage, *, html_field: str = "htm
     content = derive_content(html_body=new.html_body, text_body=new.text_body, message=new.message)
     refuse_meaningless(new, content, html_field=html_field)
     now = utcnow()
+    rep_id = ctx.actor.rep_id
+    rep_name = ctx.actor.name if rep_id is not None else None
     is_rep = new.sender_type is SenderType.CUSTOMER_REP
-    return TicketMessage(
-        ticket_id=ticket.ticket_id,
-        created_at=now,
-        message_date=new.message_date,
-        incoming=new.incoming,
+    row: dict[str, Any] = {name: getattr(new, name) for name in GIVEN_FIELDS}
+    row.update(
+        # Derived from what was given.
+        html_body=content.html_body,
+        text_body=content.text_body,
+        body_preview=content.body_preview,
         sender_type=new.sender_type.value,
-        customer_rep_id=ctx.actor.rep_id if is_rep else None,
-        created_by_rep_id=ctx.actor.rep_id,
-        customer_rep_name=ctx.actor.name if is_rep and ctx.actor.rep_id is not None else None,
-        created_by_rep_name=ctx.actor.name if ctx.actor.rep_id is not None else None,
         channel_id=new.channel_id if new.channel_id is not None else ticket.channel_id,
         channel_type=new.channel_type or ticket.channel_type,
-        is_draft=new.is_draft,
-        is_internal_note=new.is_internal_note,
-        is_forward=new.is_forward,
-        subject=new.subject,
-        message=new.message,
-        text_body=content.text_body,
-        html_body=content.html_body,
-        body_preview=content.body_preview,
-        from_address=new.from_address,
-        from_name=new.from_name,
-        to_address=new.to_address,
-        cc_address=new.cc_address,
-        bcc_address=new.bcc_address,
-        from_number=new.from_number,
-        to_number=new.to_number,
-        uid=new.uid,
-        headers=new.headers,
-        message_identifier=new.message_identifier,
-        page_screenshot=new.page_screenshot,
-        page_url=new.page_url,
-        additional_info=new.additional_info,
-        ai_prompt=new.ai_prompt,
-        email_template_id=new.email_template_id,
-        reply_to_message_id=new.reply_to_message_id,
-        forward_from_message_id=new.forward_from_message_id,
+        attachment_refs=list(new.attachment_refs),
+        custom_fields_data=dict(new.custom_fields_data),
+        # What the server decides: the ticket, the time, the author (the acting rep).
+        ticket_id=ticket.ticket_id,
+        created_at=now,
+        customer_rep_id=rep_id if is_rep else None,
+        created_by_rep_id=rep_id,
+        customer_rep_name=rep_name if is_rep else None,
+        created_by_rep_name=rep_name,
+        # Not sent (conversations.send records a pending send), opened, bounced or escalated yet.
         send_pending=False,
         send_requested_at=None,
         is_opened=False,
         is_bounced=False,
         is_escalated=False,
-        attachment_refs=list(new.attachment_refs),
-        custom_fields_data=dict(new.custom_fields_data),
     )
+    return TicketMessage(**row)

@@ -19,33 +19,17 @@ from deskpal.customers.models import CustomerRep
 from deskpal.endusers.models import EndUser
 from deskpal.endusers.schemas import EndUserDTO
 from deskpal.tickets.models import Ticket, TicketEndUser, TicketTopic
-from deskpal.tickets.schemas import TicketReadDTO
+from deskpal.tickets.schemas import TicketReadDTO, TicketWriteDTO
 from deskpal.tickets.visibility import Seen, seen_by, seen_clause
 from deskpal.topics.models import Topic
 
-# The ticket's own columns that both the read DTO and the write document (JSON Patch) carry.
-STORED_COLUMNS = (
-    "status",
-    "subject",
-    "channel_type",
-    "channel_id",
-    "customer_rep_id",
-    "uid",
-    "escalated",
-    "is_spam",
-    "is_important",
-    "is_closed",
-    "is_processed",
-    "is_read",
-    "close_date",
-    "end_date",
-    "follow_up_date",
-    "last_message_date",
-    "preview",
-    "summary",
-    "twilio_call_sid",
-    "from_number",
-    "to_number",
+_COLUMNS = frozenset(Ticket.__table__.columns.keys())
+# The read DTO's fields named as a ticket column show the column; the rest are labels, lists and
+# the three below. Of them, those the write document (JSON Patch) carries too are STORED_COLUMNS
+# (customFieldsData is copied, not shared).
+READ_COLUMNS = tuple(name for name in TicketReadDTO.model_fields if name in _COLUMNS)
+STORED_COLUMNS = tuple(
+    name for name in READ_COLUMNS if name in TicketWriteDTO.model_fields and name != "custom_fields_data"
 )
 
 
@@ -84,10 +68,9 @@ def to_dto(view: TicketView) -> TicketReadDTO:
         )
         for u in sorted(t.end_users or (), key=itemgetter(0))
     ]
-    fields = stored_fields(t)
+    fields = {name: getattr(t, name) for name in READ_COLUMNS}
     fields.update(
-        ticket_id=t.ticket_id,
-        token=t.token,
+        custom_fields_data=dict(t.custom_fields_data or {}),
         date_created=t.created_at,
         channel_name=t.channel_name,
         customer_rep_name=t.customer_rep_name,
@@ -96,7 +79,6 @@ def to_dto(view: TicketView) -> TicketReadDTO:
         end_users=end_users,
         topics=sorted(t.topics or ()),
         has_recording=t.recording_key is not None,
-        last_end_user_message_id=t.last_end_user_message_id,
     )
     return built(TicketReadDTO, fields)
 
@@ -111,15 +93,7 @@ def _json_time(value: str) -> datetime:
 # per-statement and identity-map work was most of a GET's and a list page's Python time. The end
 # users and topics come as JSON arrays from correlated subqueries (ticket_end_user and ticket_topic
 # are keyed by ticket). Writes load entities (get_ticket).
-_VIEW_COLUMNS = (
-    *STORED_COLUMNS,
-    "custom_fields_data",
-    "ticket_id",
-    "token",
-    "created_at",
-    "recording_key",
-    "last_end_user_message_id",
-)
+_VIEW_COLUMNS = (*READ_COLUMNS, "created_at", "recording_key")
 
 
 def _json_array(dialect: str, values: Any) -> Any:

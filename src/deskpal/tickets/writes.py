@@ -103,15 +103,19 @@ async def link_uid(
 
 # What PUT replaces (a field it leaves out takes the DTO's default): state only clients write. With
 # them status and channelType (required), and customFieldsData; isClosed and closeDate follow status.
-_REPLACED = ("subject", "escalated", "is_spam", "is_important", "end_date", "follow_up_date", "summary")
+REPLACED = ("subject", "escalated", "is_spam", "is_important", "end_date", "follow_up_date", "summary")
 # Written only when the body names them, so a PUT that leaves them out keeps them: the server or an
 # integration writes them too (messages set uid and mark unread, intake sets isProcessed, the phone
 # integration the call fields). customerRepID and channelID are the same, with their own rules.
-_KEPT_UNLESS_NAMED = ("uid", "is_read", "is_processed", "twilio_call_sid", "from_number", "to_number")
+KEPT_UNLESS_NAMED = ("uid", "is_read", "is_processed", "twilio_call_sid", "from_number", "to_number")
 # Never written through the Tickets API: kept from the ticket's messages (deskpal.messages.latest).
 # POST and PUT ignore them, like the read-only fields; a PATCH that changes them is refused.
 SERVER_MAINTAINED = ("last_message_date", "preview")
-_CLOSED_COLUMNS = ("status", "is_closed", "close_date")
+# One state, written through closed_state (deskpal.tickets.derived).
+CLOSED_COLUMNS = ("status", "is_closed", "close_date")
+# Each with a rule of its own in _apply: assignment by role, the channel (phone auth: its own) and its
+# type, the end user to link (not a column), custom fields checked against their definitions.
+OWN_RULES = ("customer_rep_id", "channel_id", "channel_type", "end_user_id", "custom_fields_data")
 
 
 async def _apply(
@@ -148,12 +152,12 @@ async def _apply(
     custom = await validate_custom_fields(
         ctx, EntityType.TICKET, data.custom_fields_data, partial=not require_custom_fields
     )
-    written = {name: getattr(data, name) for name in _CLOSED_COLUMNS if name in given or name == "status"}
+    written = {name: getattr(data, name) for name in CLOSED_COLUMNS if name in given or name == "status"}
     closed = closed_state(None if creating else ticket, written, utcnow())
 
-    for name in _REPLACED:
+    for name in REPLACED:
         setattr(ticket, name, getattr(data, name))
-    for name in _KEPT_UNLESS_NAMED:
+    for name in KEPT_UNLESS_NAMED:
         if named(name):
             setattr(ticket, name, getattr(data, name))
     for name, value in closed.items():
