@@ -132,6 +132,7 @@ async def _exercise(url: str) -> None:
         before, held = await _seed(engine)
         async with engine.connect() as conn:
             objects_before = await _sqlite_objects(conn) if sqlite else set()
+        # 0009 itself: later migrations add their own columns and indexes.
         await asyncio.to_thread(upgrade, url, "0009")
 
         async with engine.begin() as conn:

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from sqlalchemy.exc import IntegrityError
+
 from deskpal.channels.models import Channel
 from deskpal.conversations.schemas import Conversing, InboundMessage, OutgoingMessage
 from deskpal.core.addresses import has_address, single_address_of
@@ -34,10 +36,46 @@ class NoRecipient(Unprocessable):
 
 async def intake(ctx: Ctx, inbound: InboundMessage) -> TicketMessage:
     """Take in a message from the end user's side: thread it (or open its ticket), store it, link
-    its end user, keep the ticket current; an incoming message reopens a closed ticket."""
+    its end user, keep the ticket current; an incoming message reopens a closed ticket.
+
+    A message with an external id that its channel already delivered is not stored again: the
+    stored one is returned, and nothing is written (a network retrying a delivery).
+    """
+    if inbound.message.external_id is not None:
+        return await _intake_once(ctx, inbound, inbound.message.external_id)
+    return await _intake(ctx, inbound)
+
+
+async def _intake(ctx: Ctx, inbound: InboundMessage) -> TicketMessage:
     ticket = await _thread(ctx, inbound)
     msg = new_row(ctx, ticket, inbound.message, html_field=inbound.html_field)
     return await _store(ctx, ticket, inbound, msg, reopen=inbound.reopen)
+
+
+async def _intake_once(ctx: Ctx, inbound: InboundMessage, external_id: str) -> TicketMessage:
+    if inbound.channel is None:
+        # The id is the network's: unique within one channel, meaningless without it.
+        raise ValueError("a message with an external id needs the channel it came through")
+    channel_id = inbound.channel.channel_id
+    stored = await message_queries.find_by_external_id(ctx, channel_id, external_id)
+    if stored is not None:
+        return stored
+    known = set(ctx.db.identity_map.keys())
+    try:
+        # Another delivery of the same message may be on its way in another transaction (on
+        # PostgreSQL; SQLite's writers take turns, and the read above finds what the last one
+        # stored). The unique index lets one of them in; the other's INSERT waits for it, fails,
+        # and everything it wrote (a ticket it opened) goes back to the savepoint.
+        async with ctx.db.begin_nested():
+            return await _intake(ctx, inbound)
+    except IntegrityError:
+        # Rows the savepoint took back are no longer in the database: nor in the session.
+        for key in set(ctx.db.identity_map.keys()) - known:
+            ctx.db.expunge(ctx.db.identity_map[key])
+        stored = await message_queries.find_by_external_id(ctx, channel_id, external_id)
+        if stored is None:
+            raise  # another constraint: not a repeated delivery
+        return stored
 
 
 async def send(ctx: Ctx, outgoing: OutgoingMessage) -> TicketMessage:

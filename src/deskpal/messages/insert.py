@@ -50,6 +50,7 @@ class NewMessage:
     message_date: datetime | None = None
     headers: str | None = None
     message_identifier: str | None = None
+    external_id: str | None = None  # the network's id of the message: stored once per channel
     page_screenshot: str | None = None
     page_url: str | None = None
     additional_info: str | None = None

@@ -38,6 +38,17 @@ class TicketMessage(TenantOwned, Base):
         Index("ix_ticket_message_ticket_id_created_at", "ticket_id", "created_at"),
         # The email issue's sender picks pending sends up by this index.
         Index("ix_ticket_message_customer_id_send_pending", "customer_id", "send_pending"),
+        # A network that delivers a message again (a retried webhook, a mailbox read twice) finds it
+        # stored: one message per external id and channel (conversations.intake).
+        Index(
+            "uq_ticket_message_customer_id_channel_id_external_id",
+            "customer_id",
+            "channel_id",
+            "external_id",
+            unique=True,
+        ),
+        # Replies thread by the message they answer (a mail's In-Reply-To names its Message-ID).
+        Index("ix_ticket_message_customer_id_message_identifier", "customer_id", "message_identifier"),
     )
 
     message_id: Mapped[int] = mapped_column(IdType, primary_key=True, autoincrement=True)
@@ -87,6 +98,9 @@ class TicketMessage(TenantOwned, Base):
     is_bounced: Mapped[bool] = mapped_column(Boolean, nullable=False, default=False)
     last_open_date: Mapped[datetime | None] = mapped_column(UTCDateTime)
     message_identifier: Mapped[str | None] = mapped_column(String(998))  # the mail's Message-ID
+    # The network's own id of the message (a Twilio MessageSid, a WhatsApp message id, a mailbox's
+    # UID + validity): unique per channel, so a delivery repeated is stored once.
+    external_id: Mapped[str | None] = mapped_column(String(998))
     # A send the email issue's sender will perform: set by the APIs, cleared when the mail is sent.
     send_pending: Mapped[bool] = mapped_column(Boolean, nullable=False, default=False)
     send_requested_at: Mapped[datetime | None] = mapped_column(UTCDateTime)

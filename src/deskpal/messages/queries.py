@@ -108,3 +108,12 @@ async def find_by_identifier(ctx: Ctx, identifier: str) -> TicketMessage | None:
         .limit(1)
     )
     return (await ctx.db.scalars(stmt)).first()
+
+
+async def find_by_external_id(ctx: Ctx, channel_id: int, external_id: str) -> TicketMessage | None:
+    """The message the channel's network delivered under this id, or None (the tenant's, whoever
+    may see it: a repeated delivery is the same message)."""
+    stmt = select(TicketMessage).where(
+        TicketMessage.channel_id == channel_id, TicketMessage.external_id == external_id
+    )
+    return (await ctx.db.scalars(stmt)).first()
