@@ -76,7 +76,7 @@ class Ticket(TenantOwned, Base):
     end_date: Mapped[datetime | None] = mapped_column(UTCDateTime)
     follow_up_date: Mapped[datetime | None] = mapped_column(UTCDateTime)
     last_message_date: Mapped[datetime | None] = mapped_column(UTCDateTime)
-    # Kept by the messages service; no foreign key, since ticket and message would refer to each other.
+    # Kept by messages.latest; no foreign key, since ticket and message would refer to each other.
     last_end_user_message_id: Mapped[int | None] = mapped_column(IdType)
     preview: Mapped[str | None] = mapped_column(String(500))
     summary: Mapped[str | None] = mapped_column(Text)
