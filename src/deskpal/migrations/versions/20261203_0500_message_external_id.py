@@ -8,7 +8,7 @@ On SQLite both steps are native ALTER TABLE statements that do not copy the tabl
 triggers and AUTOINCREMENT stay as they are; docs/architecture.md, "Migrations").
 
 Revision ID: 0010
-Revises: 0009
+Revises: 0014
 Create Date: 2026-12-03 05:00:00
 """
 
@@ -18,7 +18,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0010"
-down_revision: str | None = "0009"
+down_revision: str | None = "0014"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
