@@ -135,11 +135,10 @@ async def _topic_id(app: FastAPI, tenant: Tenant) -> int:
 
 
 async def _message_in(app: FastAPI, tenant: Tenant, ticket_id: int) -> int:
-    from deskpal.messages.service import NewMessage, insert
-    from deskpal.tickets.service import get_ticket
+    from tests.tickets.helpers import add_message
 
     async def make(ctx: Ctx) -> int:
-        return (await insert(ctx, await get_ticket(ctx, ticket_id), NewMessage(message="walk"))).message_id
+        return (await add_message(ctx, ticket_id, message="walk")).message_id
 
     return int(await in_tenant(app, tenant, make))
 

@@ -83,9 +83,9 @@ async def test_search_table_gets_each_messages_customer_from_the_backfill_and_th
     from deskpal.core.context import Ctx
     from deskpal.core.db import Database, transaction
     from deskpal.customers.service import create_customer
-    from deskpal.messages.service import add_message
     from deskpal.tickets.schemas import TicketWriteDTO
-    from deskpal.tickets.service import create_ticket
+    from deskpal.tickets.writes import create_ticket
+    from tests.tickets.helpers import add_message
 
     await asyncio.to_thread(upgrade, fresh_database)
     db = Database(fresh_database)
