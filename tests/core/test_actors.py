@@ -17,7 +17,7 @@ from deskpal.core.context import Actor, ActorKind, Ctx
 from deskpal.core.db import transaction
 from deskpal.core.errors import NotFound
 from deskpal.core.permissions import PUBLIC_KINDS
-from deskpal.tickets import service as tickets
+from deskpal.tickets import queries as tickets
 from tests.routes import dependency_calls, iter_api_routes, policy_of
 from tests.support import Tenant, db_of
 from tests.tickets.helpers import create_channel, create_ticket
