@@ -4,22 +4,25 @@ the one kind it declares, and each kind sees only what it needs."""
 from __future__ import annotations
 
 import ast
+import uuid
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 from fastapi import FastAPI
+from pydantic import BaseModel
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 import deskpal
 from deskpal.core.context import Actor, ActorKind, Ctx
 from deskpal.core.db import transaction
 from deskpal.core.errors import NotFound
+from deskpal.core.jobs import JobContext, enqueue, job
 from deskpal.core.permissions import PUBLIC_KINDS
 from deskpal.tickets import queries as tickets
 from tests.routes import dependency_calls, iter_api_routes, policy_of
-from tests.support import Tenant, db_of
+from tests.support import Tenant, db_of, run_jobs_until_idle
 from tests.tickets.helpers import create_channel, create_ticket
 
 # The routes without a representative's or phone credential, and who acts on each.
@@ -153,3 +156,24 @@ def test_only_the_http_layer_imports_the_web_framework() -> None:
             )  # fmt: skip
             offenders += [f"{name}: {m}" for m in modules if m.split(".")[0] in {"fastapi", "starlette"}]
     assert not offenders, offenders
+
+
+class Seen(BaseModel):
+    tag: str
+
+
+SEEN_KINDS: dict[str, list[tuple[ActorKind, int]]] = {}
+
+
+@job("test.record_actor", payload=Seen, max_attempts=1)
+async def _record_actor(job_ctx: JobContext, payload: Seen) -> None:
+    async with job_ctx.db(write=False) as ctx:
+        SEEN_KINDS.setdefault(payload.tag, []).append((ctx.actor.kind, ctx.customer_id))
+
+
+async def test_a_job_runs_as_the_worker_of_its_customer(app: FastAPI, tenant: Tenant) -> None:
+    tag = uuid.uuid4().hex
+    async with transaction(db_of(app), customer_id=tenant.customer_id) as db:
+        await enqueue(db, "test.record_actor", Seen(tag=tag))
+    await run_jobs_until_idle(app)
+    assert SEEN_KINDS[tag] == [(ActorKind.WORKER, tenant.customer_id)]
