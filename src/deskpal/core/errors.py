@@ -75,6 +75,10 @@ class PayloadTooLarge(DeskpalError):
     status, code, title = 413, "PAYLOAD_TOO_LARGE", "Payload too large"
 
 
+class UnsupportedMediaType(DeskpalError):
+    status, code, title = 415, "UNSUPPORTED_MEDIA_TYPE", "Unsupported media type"
+
+
 class Unprocessable(DeskpalError):
     status, code, title = 422, "UNPROCESSABLE", "Request cannot be processed"
 

@@ -17,11 +17,7 @@ from fastapi.dependencies.models import Dependant
 from fastapi.params import Form
 from fastapi.routing import APIRoute
 
-from deskpal.core.errors import DeskpalError, ValidationFailed
-
-
-class UnsupportedMediaType(DeskpalError):
-    status, code, title = 415, "UNSUPPORTED_MEDIA_TYPE", "Unsupported media type"
+from deskpal.core.errors import UnsupportedMediaType, ValidationFailed
 
 
 @dataclass(frozen=True, slots=True)

@@ -14,14 +14,10 @@ from dataclasses import dataclass, field
 from python_multipart.exceptions import MultipartParseError
 from python_multipart.multipart import MultipartParser, parse_options_header
 
-from deskpal.core.errors import DeskpalError, PayloadTooLarge, ValidationFailed
+from deskpal.core.errors import PayloadTooLarge, UnsupportedMediaType, ValidationFailed
 
 # Form fields before the file, and the part headers, are small; more is an abuse, not a form.
 MAX_OTHER_BYTES = 64 * 1024
-
-
-class UnsupportedMediaType(DeskpalError):
-    status, code, title = 415, "UNSUPPORTED_MEDIA_TYPE", "Unsupported media type"
 
 
 @dataclass

@@ -13,7 +13,7 @@ from deskpal.channels.models import ChannelType
 from deskpal.chat import service as chat
 from deskpal.core import ratelimit
 from deskpal.core.context import ActorKind, Ctx
-from deskpal.core.errors import DeskpalError, Forbidden
+from deskpal.core.errors import Forbidden, UnsupportedMediaType
 from deskpal.core.permissions import (
     Perm,
     PublicUnit,
@@ -245,10 +245,6 @@ async def create_chat_ticket(
 
 
 AUDIO_TYPES = ("audio/", "application/octet-stream")
-
-
-class UnsupportedMediaType(DeskpalError):
-    status, code, title = 415, "UNSUPPORTED_MEDIA_TYPE", "Unsupported media type"
 
 
 @router.put(
