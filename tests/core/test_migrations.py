@@ -144,3 +144,15 @@ async def test_search_table_gets_each_messages_customer_from_the_backfill_and_th
         assert {s for _, _, s in found} == set(customers)
     finally:
         await db.dispose()
+
+
+def test_the_history_is_one_line() -> None:
+    """Branches built in parallel each chain their migration after the last merged one: one head,
+    and every revision but the first has exactly one parent."""
+    from alembic.script import ScriptDirectory
+
+    script = ScriptDirectory.from_config(alembic_config("sqlite+aiosqlite:///unused.db"))
+    assert len(script.get_heads()) == 1, script.get_heads()
+    revisions = list(script.walk_revisions())
+    assert all(isinstance(r.down_revision, str) for r in revisions if r.down_revision is not None)
+    assert [r.revision for r in revisions if r.down_revision is None] == ["0001"]
