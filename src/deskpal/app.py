@@ -17,6 +17,7 @@ from deskpal import __version__
 from deskpal.apidocs import install_docs
 from deskpal.auth.service import make_authenticator
 from deskpal.config import Settings
+from deskpal.core import secretbox
 from deskpal.core.db import Database
 from deskpal.core.errors import install_error_handlers
 from deskpal.core.head import HeadAsGet
@@ -92,6 +93,7 @@ def _literal_segments(app: FastAPI) -> dict[str, str]:
 def create_app(settings: Settings | None = None, *, run_worker: bool | None = None) -> FastAPI:
     settings = settings or Settings()
     register_all()
+    secretbox.configure(settings.resolved_secret_key, settings.old_secret_key_list)
     db = Database(settings.resolved_database_url, pool_size=settings.db_pool_size)
     start_worker = settings.run_worker if run_worker is None else run_worker
     storage = build_storage(settings)

@@ -203,6 +203,9 @@ def worker(
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     poll_seconds = settings.worker_poll_seconds if poll is None else poll
     register_all()  # every domain's job types, exactly as `serve` knows them
+    from deskpal.core import secretbox
+
+    secretbox.configure(settings.resolved_secret_key, settings.old_secret_key_list)  # channel secrets
     build_storage(settings)  # the store jobs name by its locator, configured as `serve` has it
 
     async def run(db: Database) -> None:

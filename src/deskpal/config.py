@@ -21,6 +21,10 @@ class Settings(BaseSettings):
         description="sqlite+aiosqlite:///path or postgresql+asyncpg://user@host/db (default: data_dir).",
     )
     secret_key: str | None = Field(default=None, description="Signs login tokens; generated when unset.")
+    old_secret_keys: str | None = Field(
+        default=None,
+        description="Comma-separated earlier secret keys: channel secrets sealed under them still open.",
+    )
     jwt_ttl_seconds: int = Field(default=12 * 3600, ge=60)
     run_worker: bool = Field(default=True, description="Run the job worker inside `deskpal serve`.")
     worker_poll_seconds: float = Field(default=0.5, gt=0)
@@ -68,6 +72,10 @@ class Settings(BaseSettings):
         if self.database_url:
             return self.database_url
         return f"sqlite+aiosqlite:///{(self.data_dir / 'deskpal.db').resolve()}"
+
+    @property
+    def old_secret_key_list(self) -> list[str]:
+        return [k.strip() for k in (self.old_secret_keys or "").split(",") if k.strip()]
 
     @cached_property
     def resolved_secret_key(self) -> str:

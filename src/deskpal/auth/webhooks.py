@@ -21,6 +21,7 @@ from fastapi import Depends, Request
 
 from deskpal.auth.networks import resolve_channel
 from deskpal.channels.models import Channel
+from deskpal.core import secretbox
 from deskpal.core.context import ActorKind, Ctx
 from deskpal.core.db import Database, transaction
 from deskpal.core.errors import Unauthorized
@@ -41,7 +42,8 @@ def hmac_sha256_header(header: str, secret_setting: str, *, prefix: str = "sha25
     with a secret from the channel's settings, compared in constant time."""
 
     def check(request: Request, body: bytes, settings: dict[str, Any]) -> bool:
-        secret = settings.get(secret_setting)
+        stored = settings.get(secret_setting)
+        secret = secretbox.box().open(stored) if isinstance(stored, str) else None
         given = request.headers.get(header, "")
         if not secret or not given.startswith(prefix):
             return False

@@ -17,6 +17,7 @@ from deskpal.channels.schemas import (
     public_settings,
 )
 from deskpal.channels.specs import spec_of
+from deskpal.core import secretbox
 from deskpal.core.context import Ctx
 from deskpal.core.crud import get_or_404
 from deskpal.core.errors import Conflict, Unprocessable, ValidationFailed
@@ -40,10 +41,26 @@ def to_dto(channel: Channel) -> ChannelDTO:
 
 
 def _settings(channel_type: ChannelType, raw: dict[str, Any]) -> dict[str, Any]:
+    """The settings as stored: parsed, and every secret sealed under the current key."""
     try:
-        return parse_settings(channel_type, raw)
+        parsed = parse_settings(channel_type, raw)
     except ValueError as exc:
         raise ValidationFailed(str(exc), errors=[{"field": "settings", "message": str(exc)}]) from exc
+    secrets = spec_of(channel_type).settings.secret_fields & parsed.keys()
+    if not secrets:
+        return parsed
+    sealer = secretbox.box()
+    return {k: sealer.seal(v) if k in secrets and isinstance(v, str) else v for k, v in parsed.items()}
+
+
+def secret_settings(channel: Channel) -> dict[str, Any]:
+    """The channel's settings with its secrets opened: for the adapters that use them (SMTP, IMAP,
+    a webhook's signature), never for a DTO."""
+    secrets = spec_of(channel.channel_type).settings.secret_fields
+    opener = secretbox.box()
+    return {
+        k: opener.open(v) if k in secrets and isinstance(v, str) else v for k, v in channel.settings.items()
+    }
 
 
 async def list_channels(
@@ -88,7 +105,7 @@ async def update_channel(ctx: Ctx, channel_id: int, data: ChannelUpdateDTO) -> C
     for name in secrets:
         # Clients never see secrets, so a replace that leaves one out keeps it; "" clears it.
         if incoming.get(name) is None and name in channel.settings:
-            incoming[name] = channel.settings[name]
+            incoming[name] = secretbox.box().open(channel.settings[name])  # sealed again below
         elif incoming.get(name) == "":
             incoming.pop(name)
     channel.name = data.name
