@@ -21,11 +21,11 @@ from deskpal.core import secretbox
 from deskpal.core.db import Database
 from deskpal.core.errors import install_error_handlers
 from deskpal.core.head import HeadAsGet
+from deskpal.core.routing import discover
 from deskpal.core.strict_requests import strict_request
 from deskpal.core.worker import Worker
 from deskpal.job_types import register_all
 from deskpal.openapi import install_openapi
-from deskpal.routes import routers
 from deskpal.storage import build_storage
 
 log = logging.getLogger("deskpal")
@@ -154,7 +154,7 @@ def create_app(settings: Settings | None = None, *, run_worker: bool | None = No
             return JSONResponse({"status": "unavailable"}, status_code=503)
         return JSONResponse({"status": "ok"})
 
-    for router in routers():
+    for router in discover():  # each package mounts its own routers (core/routing.py)
         app.include_router(router)
     app.add_middleware(CaseInsensitivePaths, segments=_literal_segments(app))
     return app

@@ -17,6 +17,7 @@ from deskpal.core.context import Ctx
 from deskpal.core.db import transaction
 from deskpal.messages.insert import NewMessage
 from deskpal.messages.models import TicketMessage
+from tests.messages.helpers import messages_of
 from tests.support import Tenant, db_of
 from tests.tickets.helpers import create_channel
 
@@ -40,12 +41,6 @@ async def _tickets(client: httpx.AsyncClient, tenant: Tenant) -> list[dict[str, 
     return r.json()["items"]  # type: ignore[no-any-return]
 
 
-async def _messages(client: httpx.AsyncClient, tenant: Tenant, ticket_id: int) -> list[dict[str, Any]]:
-    r = await client.get(f"/api/TicketMessages?ticketId={ticket_id}", headers=tenant.headers)
-    assert r.status_code == 200, r.text
-    return r.json()["items"]  # type: ignore[no-any-return]
-
-
 class TestRepeatedDeliveries:
     async def test_the_same_delivery_twice_stores_one_message(
         self, app: FastAPI, client: httpx.AsyncClient, tenant: Tenant
@@ -55,7 +50,7 @@ class TestRepeatedDeliveries:
         again = await _deliver(app, tenant, channel_id, text="Is my order shipped? (resent)")
         assert again.message_id == first.message_id
         [ticket] = await _tickets(client, tenant)
-        assert [m["message"] for m in await _messages(client, tenant, ticket["ticketID"])] == [
+        assert [m["message"] for m in await messages_of(client, tenant, ticket["ticketID"])] == [
             "Is my order shipped?"
         ]
 
@@ -88,7 +83,7 @@ class TestRepeatedDeliveries:
             assert not second.done()
         assert (await asyncio.wait_for(second, 30)).message_id == first.message_id
         [ticket] = await _tickets(client, tenant)
-        assert len(await _messages(client, tenant, ticket["ticketID"])) == 1
+        assert len(await messages_of(client, tenant, ticket["ticketID"])) == 1
 
     async def test_many_deliveries_at_once_store_one_message(
         self, app: FastAPI, client: httpx.AsyncClient, tenant: Tenant
@@ -97,7 +92,7 @@ class TestRepeatedDeliveries:
         stored = await asyncio.gather(*(_deliver(app, tenant, channel_id) for _ in range(6)))
         assert len({m.message_id for m in stored}) == 1
         [ticket] = await _tickets(client, tenant)
-        assert len(await _messages(client, tenant, ticket["ticketID"])) == 1
+        assert len(await messages_of(client, tenant, ticket["ticketID"])) == 1
 
     async def test_an_external_id_needs_its_channel(self, app: FastAPI, tenant: Tenant) -> None:
         async with transaction(db_of(app), customer_id=tenant.customer_id) as db:

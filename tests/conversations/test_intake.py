@@ -18,6 +18,7 @@ from deskpal.core.context import Ctx
 from deskpal.core.db import transaction
 from deskpal.messages.insert import NewMessage
 from deskpal.messages.models import TicketMessage
+from tests.messages.helpers import messages_of
 from tests.support import Tenant, db_of
 from tests.tickets.helpers import create_channel, create_ticket
 
@@ -48,12 +49,6 @@ async def _ticket(client: httpx.AsyncClient, tenant: Tenant, ticket_id: int) -> 
     return r.json()  # type: ignore[no-any-return]
 
 
-async def _messages(client: httpx.AsyncClient, tenant: Tenant, ticket_id: int) -> list[dict[str, Any]]:
-    r = await client.get(f"/api/TicketMessages?ticketId={ticket_id}", headers=tenant.headers)
-    assert r.status_code == 200, r.text
-    return r.json()["items"]  # type: ignore[no-any-return]
-
-
 class TestIntake:
     async def test_a_first_message_opens_a_ticket_in_its_channel_for_its_end_user(
         self, app: FastAPI, client: httpx.AsyncClient, tenant: Tenant
@@ -67,7 +62,7 @@ class TestIntake:
         assert ticket["channelID"] == channel["channelID"] and ticket["uid"] == "ann@example.com"
         assert [(u["uid"], u["name"]) for u in ticket["endUsers"]] == [("ann@example.com", "Ann")]
         assert (ticket["lastEndUserMessageID"], ticket["preview"]) == (msg.message_id, "It is on fire")
-        [listed] = await _messages(client, tenant, msg.ticket_id)
+        [listed] = await messages_of(client, tenant, msg.ticket_id)
         assert (listed["channel"], listed["channelID"], listed["incoming"]) == (
             "Chat",
             channel["channelID"],
@@ -86,7 +81,10 @@ class TestIntake:
         )
         stranger = await deliver(app, tenant, channel_id, fields={"message": "new"}, in_reply_to="<none@x>")
         assert reply.ticket_id == first.ticket_id and stranger.ticket_id != first.ticket_id
-        assert [m["message"] for m in await _messages(client, tenant, first.ticket_id)] == ["hello", "again"]
+        assert [m["message"] for m in await messages_of(client, tenant, first.ticket_id)] == [
+            "hello",
+            "again",
+        ]
 
     async def test_another_customers_message_identifier_does_not_thread(
         self, app: FastAPI, client: httpx.AsyncClient, tenant: Tenant, other_tenant: Tenant
@@ -168,4 +166,4 @@ class TestSend:
         ticket = await create_ticket(client, tenant.headers)
         with pytest.raises(NoRecipient):
             await self._send(app, tenant, ticket["ticketID"])
-        assert await _messages(client, tenant, ticket["ticketID"]) == []
+        assert await messages_of(client, tenant, ticket["ticketID"]) == []

@@ -50,3 +50,10 @@ async def session_headers(app: FastAPI, tenant: Tenant, role: Role = Role.ADMIN)
     await tenant.key_for(role)
     rep_id = tenant.admin_rep_id if role is Role.ADMIN else tenant.rep_ids[role]
     return {"Authorization": f"Bearer {tenant.login_token(rep_id)}"}
+
+
+async def messages_of(client: httpx.AsyncClient, tenant: Tenant, ticket_id: int) -> list[dict[str, Any]]:
+    """The ticket's messages as GET /api/TicketMessages lists them."""
+    r = await client.get(f"/api/TicketMessages?ticketId={ticket_id}", headers=tenant.headers)
+    assert r.status_code == 200, r.text
+    return r.json()["items"]  # type: ignore[no-any-return]
