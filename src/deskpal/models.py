@@ -8,6 +8,7 @@ from deskpal.core.jobs import JobRow
 from deskpal.core.ratelimit import RateLimitBucket
 from deskpal.customers.models import Customer, CustomerRep
 from deskpal.customfields.models import CustomFieldDefinition
+from deskpal.email.models import EmailSuppression, EmailTemplate
 from deskpal.endusers.models import EndUser
 from deskpal.messages.models import TicketMessage, TicketMessageTopic
 from deskpal.tickets.models import Ticket, TicketCount, TicketEndUser, TicketTopic
@@ -21,6 +22,8 @@ __all__ = [
     "CustomFieldDefinition",
     "Customer",
     "CustomerRep",
+    "EmailSuppression",
+    "EmailTemplate",
     "EndUser",
     "JobRow",
     "RateLimitBucket",

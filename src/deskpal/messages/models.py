@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import JSON, Boolean, ForeignKey, Index, String, Text, UniqueConstraint
+from sqlalchemy import JSON, Boolean, ForeignKey, Index, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from deskpal.core.db import Base, IdType, UTCDateTime, utcnow
@@ -105,6 +105,16 @@ class TicketMessage(TenantOwned, Base):
     send_pending: Mapped[bool] = mapped_column(Boolean, nullable=False, default=False)
     send_requested_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # deliveryStatus (email/delivery.py: queued, sending, sent, deferred, failed, suppressed); None
+    # for what is never sent (incoming mail, drafts, notes). The server's reply when sent, its
+    # error text when deferred or failed.
+    delivery_status: Mapped[str | None] = mapped_column(String(16))
+    delivery_error: Mapped[str | None] = mapped_column(Text)
+    delivery_response: Mapped[str | None] = mapped_column(Text)
+    # The open-tracking pixel's credential (unguessable, one per outgoing message) and how often
+    # it was fetched.
+    open_token: Mapped[str | None] = mapped_column(String(64), unique=True, index=True)
+    open_count: Mapped[int] = mapped_column(Integer, nullable=False, default=0, server_default="0")
     # AI and workflow state.
     ai_spam_status: Mapped[str | None] = mapped_column(String(30))
     ai_topics_status: Mapped[str | None] = mapped_column(String(30))
@@ -113,6 +123,8 @@ class TicketMessage(TenantOwned, Base):
     ai_modified_response: Mapped[str | None] = mapped_column(Text)
     ai_prompt: Mapped[str | None] = mapped_column(Text)
     is_escalated: Mapped[bool] = mapped_column(Boolean, nullable=False, default=False)
+    escalation_comment: Mapped[str | None] = mapped_column(Text)
+    escalated_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     # Context and linkage.
     page_screenshot: Mapped[str | None] = mapped_column(Text)
     page_url: Mapped[str | None] = mapped_column(String(2048))

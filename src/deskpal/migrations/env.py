@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
 from alembic import context
-from sqlalchemy import Connection, text
+from sqlalchemy import JSON, Connection, text
 from sqlalchemy.ext.asyncio import create_async_engine
 from sqlalchemy.pool import NullPool
 
@@ -34,13 +35,32 @@ def _include_object(
     return not (reflected and name is not None and name.startswith(_UNMODELLED))
 
 
+def _server_default_differs(
+    _context: object,
+    _inspected_column: object,
+    metadata_column: Any,
+    inspected_default: str | None,
+    _metadata_default: object,
+    rendered_metadata_default: str | None,
+) -> bool | None:
+    """Alembic compares defaults by asking the database whether they are equal, which PostgreSQL
+    cannot answer for json (no = operator): compare a JSON column's default as text instead."""
+    if not isinstance(metadata_column.type, JSON):
+        return None  # Alembic's own comparison
+
+    def plain(default: str | None) -> str | None:
+        return None if default is None else default.split("::")[0].strip("'\"")
+
+    return plain(inspected_default) != plain(rendered_metadata_default)
+
+
 def _configure(connection: Connection) -> None:
     context.configure(
         connection=connection,
         target_metadata=target_metadata,
         render_as_batch=True,  # SQLite alters tables by copying them
         compare_type=True,
-        compare_server_default=True,
+        compare_server_default=_server_default_differs,
         include_object=_include_object,
     )
     with context.begin_transaction():

@@ -90,6 +90,10 @@ class Ticket(TenantOwned, Base):
     recording_content_type: Mapped[str | None] = mapped_column(String(100))
     recording_size: Mapped[int | None] = mapped_column(IdType)
     custom_fields_data: Mapped[dict[str, Any]] = mapped_column(JSON, nullable=False, default=dict)
+    # The comments escalations of its messages left (aiFeedbackComments), oldest first.
+    ai_feedback_comments: Mapped[list[str]] = mapped_column(
+        JSON, nullable=False, default=list, server_default="[]"
+    )
     # Set through the second helpdesk's Messages API (ticket_update): low/normal/high/urgent and
     # question/incident/problem/task.
     priority: Mapped[str | None] = mapped_column(String(20))
