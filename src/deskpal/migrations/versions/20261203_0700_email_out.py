@@ -16,6 +16,7 @@ Create Date: 2026-12-03 07:00:00
 """
 
 from collections.abc import Sequence
+from typing import Any
 
 import sqlalchemy as sa
 from alembic import op
@@ -29,7 +30,7 @@ depends_on: str | Sequence[str] | None = None
 
 _ID = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
 _WHEN = deskpal.core.db.UTCDateTime()
-_MESSAGE_COLUMNS = (
+_MESSAGE_COLUMNS: tuple[sa.Column[Any], ...] = (
     sa.Column("delivery_status", sa.String(length=16), nullable=True),
     sa.Column("delivery_error", sa.Text(), nullable=True),
     sa.Column("delivery_response", sa.Text(), nullable=True),
