@@ -49,6 +49,13 @@ class Settings(BaseSettings):
     storage_orphan_grace_seconds: int = Field(
         default=3600, ge=60, description="A blob no row references is removed once older than this."
     )
+    smtp_ca_file: str | None = Field(
+        default=None,
+        description="A PEM file of CAs trusted for SMTP TLS besides the system's (a private relay's CA).",
+    )
+    smtp_timeout_seconds: float = Field(
+        default=30, gt=0, le=600, description="How long an SMTP server may take to answer each step."
+    )
 
     @field_validator("database_url")
     @classmethod

@@ -82,3 +82,14 @@ class ChannelCreatedDTO(ChannelDTO):
 
 class PhoneAuthTokenDTO(ApiModel):
     phone_auth_token: str
+
+
+class SmtpCheckDTO(ApiModel):
+    """What POST /api/Channels/{id}/test-smtp found."""
+
+    ok: bool
+    stage: str | None = Field(
+        description="Where it failed: dns, connect, tls, auth, timeout or protocol; null when ok."
+    )
+    message: str = Field(description="What worked, or what to change, in words an admin can act on.")
+    server_text: str | None = Field(description="The SMTP server's own reply, verbatim, when it answered.")
