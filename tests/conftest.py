@@ -20,7 +20,27 @@ from sqlalchemy.ext.asyncio import create_async_engine
 from deskpal.app import create_app
 from deskpal.config import Settings
 from deskpal.migrate import upgrade_async
+from tests.mail.smtp_sink import (
+    _smtp_server_plain,
+    _smtp_server_ssl,
+    _smtp_server_starttls,
+    smtp_certificates,
+    smtp_sink,
+    smtp_sink_plain,
+    smtp_sink_ssl,
+)
 from tests.support import Tenant, make_tenant, truncate_all
+
+# The SMTP sink's fixtures, for every test directory (tests/mail/smtp_sink.py).
+__all__ = [
+    "_smtp_server_plain",
+    "_smtp_server_ssl",
+    "_smtp_server_starttls",
+    "smtp_certificates",
+    "smtp_sink",
+    "smtp_sink_plain",
+    "smtp_sink_ssl",
+]
 
 PG_ADMIN_URL = os.environ.get("DESKPAL_TEST_PG_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/test")
 IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
