@@ -84,6 +84,17 @@ async def _topic(app: FastAPI, tenant: Tenant) -> dict[str, Any]:
     return {"id": await in_tenant(app, tenant, make)}
 
 
+@target("/api/EmailTemplates/{id}", bodies={"PUT": {"name": "renamed"}})
+async def _email_template(app: FastAPI, tenant: Tenant) -> dict[str, Any]:
+    from deskpal.email.schemas import EmailTemplateWriteDTO
+    from deskpal.email.service import create_template
+
+    async def make(ctx: Ctx) -> int:
+        return (await create_template(ctx, EmailTemplateWriteDTO(name=unique("e")))).email_template_id
+
+    return {"id": await in_tenant(app, tenant, make)}
+
+
 @target(
     "/api/CustomerReps/{id}",
     bodies={"PUT": {"name": "n", "email": "renamed-rep@walk.test", "role": "agent"}},

@@ -60,14 +60,6 @@ BODY_EXEMPT: dict[tuple[str, str, str], str] = {
         "the Chat channel's public token is the anonymous caller's credential: it chooses the "
         "customer, so there is no other customer to cross (a wrong token is 403 CHAT_CHANNEL_REFUSED)"
     ),
-    ("POST", "/api/TicketMessages", "emailTemplateID"): (
-        "no email template exists yet (the email issue adds them): the number is stored as given "
-        "and names nothing; its check comes with the table"
-    ),
-    ("POST", "/api/TicketMessages/create-new", "emailTemplateID"): (
-        "no email template exists yet (the email issue adds them): the number is stored as given "
-        "and names nothing; its check comes with the table"
-    ),
 }
 
 
@@ -134,6 +126,12 @@ async def _topic_id(app: FastAPI, tenant: Tenant) -> int:
     return int((await _topic(app, tenant))["id"])
 
 
+async def _email_template_id(app: FastAPI, tenant: Tenant) -> int:
+    from tests.cross_tenant import _email_template
+
+    return int((await _email_template(app, tenant))["id"])
+
+
 async def _message_in(app: FastAPI, tenant: Tenant, ticket_id: int) -> int:
     from tests.tickets.helpers import add_message
 
@@ -167,6 +165,7 @@ KINDS: dict[str, Maker] = {
     "end user": _end_user_id,
     "ticket": _ticket_id,
     "topic": _topic_id,
+    "email template": _email_template_id,
     "message": _message_id,
     "attachment token": _attachment_token,
 }
@@ -239,6 +238,7 @@ _MESSAGE_REFS = {
     "channelID": "channel",
     "replyToMessageID": "message",
     "forwardFromMessageID": "message",
+    "emailTemplateID": "email template",
 }
 
 
@@ -250,6 +250,7 @@ async def _message_refs(app: FastAPI, tenant: Tenant) -> dict[str, Any]:
         "channelID": await _channel_id(app, tenant),
         "replyToMessageID": earlier,
         "forwardFromMessageID": earlier,
+        "emailTemplateID": await _email_template_id(app, tenant),
     }
 
 

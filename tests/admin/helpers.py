@@ -117,8 +117,16 @@ END_USERS = Resource(
     {"uid": "jane-2", "name": "Jane D."},
 )
 
+EMAIL_TEMPLATES = Resource(
+    "emailtemplates",
+    "/api/EmailTemplates",
+    "emailTemplateID",
+    {"name": "Friendly", "header": "<p>Hello {{ end_user.name }}</p>", "signature": "{{ rep.name }}"},
+    {"name": "Friendly (renamed)", "footer": "<small>{{ customer.name }}</small>"},
+)
+
 # The collections with list, get, create, update and delete, admins-only writes.
-SETTINGS_RESOURCES = (CHANNELS, TOPICS, REPS, FIELDS, END_USERS)
+SETTINGS_RESOURCES = (CHANNELS, TOPICS, REPS, FIELDS, END_USERS, EMAIL_TEMPLATES)
 
 
 async def count_rows(app: object, table: str, customer_id: int) -> int:

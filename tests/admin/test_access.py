@@ -31,6 +31,7 @@ TABLES = {
     "reps": "customer_rep",
     "customfields": "custom_field_definition",
     "endusers": "end_user",
+    "emailtemplates": "email_template",
 }
 
 

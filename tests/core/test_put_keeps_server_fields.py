@@ -251,6 +251,19 @@ async def topic_put(client: httpx.AsyncClient, tenant: Tenant) -> Case:
     return Case(f"/api/Topics/{topic}", {"name": "Invoices"}, read)
 
 
+async def email_template_put(client: httpx.AsyncClient, tenant: Tenant) -> Case:
+    body = {"name": "Plain", "header": "<p>Hello {{ end_user.name }}</p>"}
+    r = await client.post("/api/EmailTemplates", json=body, headers=tenant.headers)
+    assert r.status_code == 201, r.text
+    eid = r.json()["emailTemplateID"]
+
+    async def read() -> Json:
+        got = await _get(client, tenant, f"/api/EmailTemplates/{eid}")
+        return _only(got, "emailTemplateID", "dateCreated")
+
+    return Case(f"/api/EmailTemplates/{eid}", {"name": "Plain (renamed)"}, read)
+
+
 async def custom_field_put(client: httpx.AsyncClient, tenant: Tenant) -> Case:
     body = {"name": "mood", "fieldType": "text", "entityType": "TicketMessage"}
     r = await client.post("/api/CustomFieldDefinitions", json=body, headers=tenant.headers)
@@ -294,6 +307,7 @@ CASES: dict[str, Callable[[httpx.AsyncClient, Tenant], Awaitable[Case]]] = {
     "/api/Topics/{id}": topic_put,
     "/api/CustomFieldDefinitions/{id}": custom_field_put,
     "/api/ApiKeys/{id}": api_key_put,
+    "/api/EmailTemplates/{id}": email_template_put,
 }
 
 

@@ -2,8 +2,8 @@
 a named ticket) and POST /api/TicketMessages/create-new (the ticket found from the message, or new).
 
 They check what the API lets a client name (links to other messages, the channel, internal notes,
-custom fields) and hand the message on: an incoming one to `intake`, any other to `send`, which
-records no pending send for this API (its messages are recorded, not delivered).
+custom fields, an email template) and hand the message on: an incoming one to `intake`, any other
+to `send`, which records no pending send for this API (its messages are recorded, not delivered).
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from deskpal.core.errors import Forbidden, ValidationFailed
 from deskpal.core.tenancy import get_now
 from deskpal.customfields.models import EntityType
 from deskpal.customfields.service import validate_custom_fields
+from deskpal.email.service import require_template_id
 from deskpal.messages.dtos import created_detail
 from deskpal.messages.insert import GIVEN_FIELDS, NewMessage
 from deskpal.messages.models import SenderType, TicketMessage
@@ -84,6 +85,11 @@ def _check_note(ctx: Ctx, data: TicketMessageCreateDTO) -> None:
         raise Forbidden("only representatives write internal notes", code="INTERNAL_NOTE_REPS_ONLY")
 
 
+async def _check_template(ctx: Ctx, data: TicketMessageCreateDTO) -> None:
+    if data.email_template_id is not None:
+        await require_template_id(ctx, data.email_template_id)
+
+
 async def create_raw(ctx: Ctx, data: TicketMessageCreateDTO) -> TicketMessageDetailDTO:
     """POST /api/TicketMessages: the message as given, in an existing ticket (ticketID required)."""
     if data.ticket_id is None:
@@ -97,6 +103,7 @@ async def create_raw(ctx: Ctx, data: TicketMessageCreateDTO) -> TicketMessageDet
     ):
         if ref is not None:
             await _linked_message(ctx, ref, field_name)
+    await _check_template(ctx, data)
     custom = await validate_custom_fields(ctx, EntityType.TICKET_MESSAGE, data.custom_fields_data)
     new = _new_message(ctx, data, custom)
     return await created_detail(ctx, await _hand_on(ctx, data, new, channel, ticket))
@@ -117,6 +124,7 @@ async def create_new(ctx: Ctx, data: TicketMessageCreateDTO) -> TicketMessageDet
         reply_to_id = None  # a forward draft is a new outbound mail, not a reply in the thread
     if reply_to_id is not None:
         reply_to = await _linked_message(ctx, reply_to_id, "replyToMessageID")
+    await _check_template(ctx, data)
     custom = await validate_custom_fields(ctx, EntityType.TICKET_MESSAGE, data.custom_fields_data)
 
     ticket_id = data.ticket_id
