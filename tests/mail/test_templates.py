@@ -141,6 +141,11 @@ class TestCheckSource:
     def test_what_could_run_away_is_refused(self, source: str, said: str) -> None:
         assert said in _refused("header", source)
 
+    def test_deep_nesting_is_refused_not_a_crash(self) -> None:
+        assert "nested too deeply" in _refused("header", "{{ " + "(" * 5000 + "1" + ")" * 5000 + " }}")
+        assert "nested too deeply" in _refused("header", "{{ " + "not " * 5000 + "x }}")
+        check_source("header", "{% if a %}" * 10 + "x" + "{% endif %}" * 10)
+
     def test_a_source_over_64_kb_is_refused(self) -> None:
         check_source("footer", "x" * 64 * 1024)
         assert "64 KB" in _refused("footer", "x" * (64 * 1024 + 1))

@@ -110,6 +110,9 @@ def _compiled(source: str) -> Template:
         return _ENV.from_string(source)  # unknown filters and tests fail here
     except TemplateSyntaxError as exc:
         raise TemplateRefused(f"{exc.message} (line {exc.lineno})") from None
+    except (RecursionError, SyntaxError):
+        # Jinja parses and Python compiles nesting recursively (Python allows 20 nested blocks).
+        raise TemplateRefused("is nested too deeply") from None
 
 
 def check_source(field: str, source: str | None) -> None:
