@@ -42,6 +42,8 @@ async def test_every_create_field_is_stored_and_shown(
     into = {"ticketID": ticket["ticketID"]}
     first = await create_message(client, tenant.headers, **into, message="first")
     second = await create_message(client, tenant.headers, **into, message="second")
+    made = await client.post("/api/EmailTemplates", json={"name": "Walked"}, headers=tenant.headers)
+    assert made.status_code == 201, made.text
     # A value for every field of the create DTO, none its default: a new field fails here until it
     # is given one (and so until it is stored and shown).
     given: dict[str, Any] = {
@@ -72,7 +74,7 @@ async def test_every_create_field_is_stored_and_shown(
         "custom_fields_data": {"walk": "yes"},
         "uid": "walker-uid",
         "ai_prompt": "walked prompt",
-        "email_template_id": 7,
+        "email_template_id": made.json()["emailTemplateID"],
         "reply_to_message_id": first["messageID"],
         "forward_from_message_id": second["messageID"],
     }
