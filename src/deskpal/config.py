@@ -46,6 +46,11 @@ class Settings(BaseSettings):
     )
     s3_region: str | None = Field(default=None, description="S3 region; unset: AWS_DEFAULT_REGION.")
     attachment_max_bytes: int = Field(default=50 * 1024 * 1024, ge=1, description="Largest attachment.")
+    public_url: str = Field(
+        default="http://127.0.0.1:8000",
+        description="The address end users' mail clients reach deskpal at: tracking pixel, "
+        "unsubscribe links.",
+    )
     storage_orphan_grace_seconds: int = Field(
         default=3600, ge=60, description="A blob no row references is removed once older than this."
     )
@@ -73,6 +78,14 @@ class Settings(BaseSettings):
         if value and value.startswith("s3://") and not value.removeprefix("s3://").split("/")[0]:
             raise ValueError("must name a bucket: s3://bucket[/prefix]")
         return value or None
+
+    @field_validator("public_url")
+    @classmethod
+    def _web_address(cls, value: str) -> str:
+        # Links in mail are opened by any mail client: only an absolute http(s) address works there.
+        if not value.startswith(("http://", "https://")) or len(value) > 500:
+            raise ValueError("must be an http:// or https:// address")
+        return value.rstrip("/")
 
     @cached_property
     def resolved_database_url(self) -> str:

@@ -80,7 +80,9 @@ def _calls(route: APIRoute) -> list[Callable[..., Any]]:
 
 def _shape_problems(route: APIRoute, method: str) -> set[tuple[int, str]]:
     """What any route of this shape can answer, whatever its code raises."""
-    found = {(400, "VALIDATION_FAILED"), (400, "UNKNOWN_QUERY_PARAMETER"), (500, "INTERNAL_ERROR")}
+    found = {(400, "VALIDATION_FAILED"), (500, "INTERNAL_ERROR")}
+    if not shape_of(route).tolerant:
+        found.add((400, "UNKNOWN_QUERY_PARAMETER"))
     if shape_of(route).json_body:
         found.add((415, "UNSUPPORTED_MEDIA_TYPE"))
     if method in {"POST", "PUT", "PATCH", "DELETE"}:

@@ -29,7 +29,9 @@ class ActorKind(enum.StrEnum):
     PHONE = "phone"  # a Phone channel's phoneAuthToken, bound to that channel
     VISITOR = "visitor"  # an anonymous chat visitor, through one Chat channel's public token
     WEBHOOK = "webhook"  # a network calling back on one channel, its signature checked
-    LINK = "link"  # the holder of a file's unguessable access token: that file, nothing else
+    # The holder of an unguessable link (a file's access token, a sent mail's pixel or unsubscribe
+    # token, a ticket's public token): what it names, nothing else.
+    LINK = "link"
     WORKER = "worker"  # a background job, for the customer whose job it is
     SYSTEM = "system"  # the command line and provisioning: everything of one customer
 

@@ -4,15 +4,21 @@ Query parameter names match without regard to case, as paths do (`?channelids=3`
 and a name no route parameter has is a 400 naming it: silently ignoring `?channelIds=3` would
 answer an unfiltered list that looks filtered. A JSON body sent as another media type is a 415
 rather than "Input should be a valid dictionary".
+
+A route reached by URLs deskpal does not control once they leave it (a tracking pixel, a link in
+mail, to which mail clients, proxies and link scanners append `utm_*` and the like) opts out of the
+refusal with `dependencies=[tolerates_unknown_query(reason)]`: its unknown names are dropped before
+its parameters are read, and its own names still match in any case.
 """
 
 from __future__ import annotations
 
 import email.message
 from dataclasses import dataclass
+from typing import Any
 from urllib.parse import parse_qsl, urlencode
 
-from fastapi import Request
+from fastapi import Depends, Request
 from fastapi.dependencies.models import Dependant
 from fastapi.params import Form
 from fastapi.routing import APIRoute
@@ -25,6 +31,17 @@ class RouteRequestShape:
     query_names: frozenset[str]
     by_lower: dict[str, str]
     json_body: bool
+    tolerant: bool = False  # unknown query names are dropped, not refused
+
+
+def tolerates_unknown_query(reason: str) -> Any:
+    """A route dependency: this route ignores query names it does not take, for `reason`."""
+
+    async def dependency() -> None:
+        return None
+
+    dependency.deskpal_tolerates_query = reason  # type: ignore[attr-defined]
+    return Depends(dependency)
 
 
 def _query_names(dependant: Dependant) -> set[str]:
@@ -32,6 +49,12 @@ def _query_names(dependant: Dependant) -> set[str]:
     for sub in dependant.dependencies:
         names |= _query_names(sub)
     return names
+
+
+def _tolerant(dependant: Dependant) -> bool:
+    if getattr(dependant.call, "deskpal_tolerates_query", None):
+        return True
+    return any(_tolerant(sub) for sub in dependant.dependencies)
 
 
 def shape_of(route: APIRoute) -> RouteRequestShape:
@@ -43,6 +66,7 @@ def shape_of(route: APIRoute) -> RouteRequestShape:
             query_names=frozenset(names),
             by_lower={name.lower(): name for name in names},
             json_body=body is not None and not isinstance(body.field_info, Form),
+            tolerant=_tolerant(route.dependant),
         )
         route._deskpal_request_shape = cached  # type: ignore[attr-defined]
     return cached
@@ -69,6 +93,8 @@ async def strict_request(request: Request) -> None:
             fixed = []
             for name, value in pairs:
                 known = shape.by_lower.get(name.lower())
+                if known is None and shape.tolerant:
+                    continue
                 if known is None:
                     allowed = ", ".join(sorted(shape.query_names)) or "none"
                     raise ValidationFailed(
