@@ -316,3 +316,15 @@ target(
     bodies={"PUT": lambda p: {"messageID": p["messageId"], "topicID": p["topicId"]}},
 )(_message_topic)
 target("/helpdesk/api/messages/{messageId}", headers=_session_headers)(_helpdesk_message)
+
+
+# --- issue 12: escalation ---------------------------------------------------------------------------
+
+
+async def _escalated_message(app: FastAPI, tenant: Tenant) -> dict[str, Any]:
+    return {"messageId": (await _message_with(app, tenant))["messageId"]}
+
+
+target("/api/TicketMessages/{messageId}/escalate-by-id", bodies={"POST": {"feedbackComment": "walk"}})(
+    _escalated_message
+)

@@ -13,6 +13,7 @@ from fastapi import FastAPI
 
 from deskpal.core.addresses import Mailbox, parse_addresses, parse_mailbox
 from tests.admin.helpers import invalid, problem
+from tests.mail.helpers import notice_address
 from tests.messages.helpers import create_message, session_headers, stored_message
 from tests.support import Tenant
 from tests.tickets.helpers import create_channel, create_ticket
@@ -184,6 +185,21 @@ def _helpdesk(field: str) -> Send:
     return send
 
 
+def _escalate(by_token: bool) -> Send:
+    async def send(client: httpx.AsyncClient, app: FastAPI, tenant: Tenant, value: str) -> tuple[Any, Any]:
+        made = await create_message(client, tenant.headers)
+        if by_token:
+            ticket = (await client.get(f"/api/Tickets/{made['ticketID']}", headers=tenant.headers)).json()
+            url, headers = f"/api/TicketMessages/{ticket['token']}/escalate", {}
+        else:
+            url, headers = f"/api/TicketMessages/{made['messageID']}/escalate-by-id", tenant.headers
+        response = await client.post(url, json={"email": value}, headers=headers)
+        # The address is the one the escalation notice goes to.
+        return response, response.status_code == 200 and await notice_address(app, tenant, made["messageID"])
+
+    return send
+
+
 NAMED, BARE = "Name <mixed@case.example>", "mixed@case.example"
 FIELDS: dict[tuple[str, str, str], tuple[Send, str]] = {
     ("POST", "/api/TicketMessages/create-new", "fromAddress"): (
@@ -211,6 +227,8 @@ FIELDS: dict[tuple[str, str, str], tuple[Send, str]] = {
     ("POST", "/api/Tickets/createchatticket", "email"): (_chat, BARE),
     ("POST", "/helpdesk/api/messages", "recipients.[].email"): (_helpdesk("recipients"), BARE),
     ("POST", "/helpdesk/api/messages", "ccs.[].email"): (_helpdesk("ccs"), BARE),
+    ("POST", "/api/TicketMessages/{ticketToken}/escalate", "email"): (_escalate(by_token=True), BARE),
+    ("POST", "/api/TicketMessages/{messageId}/escalate-by-id", "email"): (_escalate(by_token=False), BARE),
 }  # fmt: skip
 NOT_ADDRESS_FIELDS = {"emailTemplateID", "send_email", "recipients", "ccs"}
 

@@ -14,6 +14,10 @@ PUBLIC = {
     ("POST", "/api/Auth/login"),
     ("POST", "/api/Tickets/createchatticket"),
     ("GET", "/api/File/{accessToken}"),
+    ("GET", "/api/TicketMessages/ot"),
+    ("GET", "/api/TicketMessages/unsubscribejobad"),
+    ("POST", "/api/TicketMessages/unsubscribejobad"),
+    ("POST", "/api/TicketMessages/{ticketToken}/escalate"),
 }
 
 

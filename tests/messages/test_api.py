@@ -28,7 +28,7 @@ SUMMARY_FIELDS = {
     "customerRepID", "customerRepName", "channel", "channelID", "channelName", "incoming", "isDraft",
     "isInternalNote", "message", "subject", "htmlBody", "textBody", "bodyPreview", "fromAddress",
     "fromName", "toAddress", "ccAddress", "bccAddress", "fromNumber", "toNumber", "uid", "isOpened",
-    "isBounced", "lastOpenDate", "messageIdentifier", "sendPending", "sentAt", "aiSpamStatus",
+    "isBounced", "lastOpenDate", "openCount", "messageIdentifier", "sendPending", "sentAt", "aiSpamStatus",
     "aiTopicsStatus", "aiReplyStatus", "isEscalated", "replyToMessageID", "forwardFromMessageID",
     "topics", "actions", "customFieldsData",
 }  # fmt: skip

@@ -210,9 +210,14 @@ CASES: dict[str, Callable[[Served], Awaitable[None]]] = {
 }
 
 
+# Answers that are not JSON but serve no stored file: the mail tracking pixel (a constant GIF) and
+# the unsubscribe link's HTML page (tests/mail/).
+NOT_STORED_FILES = {"/api/TicketMessages/ot", "/api/TicketMessages/unsubscribejobad"}
+
+
 class TestEveryFileRoute:
     def test_the_walk_covers_every_route_that_serves_a_file(self, app: FastAPI) -> None:
-        assert served_file_routes(app) == set(FILE_ROUTES)
+        assert served_file_routes(app) - NOT_STORED_FILES == set(FILE_ROUTES)
 
     @pytest.mark.parametrize("case", list(CASES))
     @pytest.mark.parametrize("route", list(FILE_ROUTES))

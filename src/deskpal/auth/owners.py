@@ -37,3 +37,23 @@ async def customer_of_attachment_token(db: AsyncSession, access_token: str) -> i
         TicketMessageAttachment.access_token == access_token
     )
     return (await db.scalars(stmt.execution_options(all_tenants=True))).first()
+
+
+async def customer_of_open_token(db: AsyncSession, open_token: str) -> int | None:
+    """GET /api/TicketMessages/ot names no customer: the message's unguessable open token is all."""
+    # Imported here: a module-level import of the messages models from auth broke the CLI's
+    # mapper configuration (auth is imported before every table is declared).
+    from deskpal.messages.models import TicketMessage
+
+    stmt = select(TicketMessage.customer_id).where(TicketMessage.open_token == open_token)
+    return (await db.scalars(stmt.execution_options(all_tenants=True))).first()
+
+
+async def ticket_of_token(db: AsyncSession, token: str) -> tuple[int, int] | None:
+    """(customer id, ticket id) of the ticket whose public token this is: the anonymous escalation
+    route names the ticket by its token alone."""
+    from deskpal.tickets.models import Ticket
+
+    stmt = select(Ticket.customer_id, Ticket.ticket_id).where(Ticket.token == token)
+    row = (await db.execute(stmt.execution_options(all_tenants=True))).first()
+    return (int(row[0]), int(row[1])) if row else None

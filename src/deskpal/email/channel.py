@@ -30,6 +30,8 @@ class EmailSettings(ChannelSettings):
     smtpSecurity: Security = None
     fromAddress: EmailAddress | None = None
     fromName: Text200
+    # Where escalation notices go when the escalating request names no address (docs/mail.md).
+    escalationAddress: EmailAddress | None = None
 
 
 def _mailboxes(settings: dict[str, Any]) -> list[tuple[str, str]]:

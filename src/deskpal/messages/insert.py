@@ -6,6 +6,7 @@ path every new message takes.
 
 from __future__ import annotations
 
+import secrets
 from dataclasses import dataclass, field, fields
 from datetime import datetime
 from typing import Any
@@ -106,5 +107,8 @@ def new_row(ctx: Ctx, ticket: Ticket, new: NewMessage, *, html_field: str = "htm
         is_opened=False,
         is_bounced=False,
         is_escalated=False,
+        # The open-tracking pixel's credential (docs/mail.md): only what goes out can be opened.
+        open_token=None if new.incoming else secrets.token_urlsafe(24),
+        open_count=0,
     )
     return TicketMessage(**row)

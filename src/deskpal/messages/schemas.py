@@ -151,6 +151,7 @@ class TicketMessageSummaryDTO(ApiModel):
     is_opened: bool
     is_bounced: bool
     last_open_date: datetime | None
+    open_count: int = Field(description="How often the tracking pixel of this outgoing message was fetched.")
     message_identifier: str | None
     send_pending: bool = Field(description="A send is waiting for the mail sender.")
     sent_at: datetime | None

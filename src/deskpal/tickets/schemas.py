@@ -97,7 +97,8 @@ class TicketReadDTO(ApiModel):
     to_number: str | None
     custom_fields_data: dict[str, Any]
     ai_feedback_comments: list[str] = Field(
-        default_factory=list, description="Always empty until AI feedback exists."
+        default_factory=list,
+        description="The comments escalations of the ticket's messages left, oldest first.",
     )
     end_users: list[EndUserDTO]
     topics: list[str] = Field(description="Topic names.")

@@ -75,7 +75,7 @@ def to_dto(view: TicketView) -> TicketReadDTO:
         channel_name=t.channel_name,
         customer_rep_name=t.customer_rep_name,
         end_user_id=end_users[0].end_user_id if end_users else None,
-        ai_feedback_comments=[],
+        ai_feedback_comments=list(t.ai_feedback_comments or ()),
         end_users=end_users,
         topics=sorted(t.topics or ()),
         has_recording=t.recording_key is not None,

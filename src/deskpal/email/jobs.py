@@ -1,0 +1,18 @@
+"""The email package's job types."""
+
+from __future__ import annotations
+
+from deskpal.core.jobs import JobContext, job
+from deskpal.email import escalation
+from deskpal.email.escalation import EscalationNotice
+
+
+@job(escalation.NOTICE_JOB, payload=EscalationNotice, max_attempts=8, backoff_seconds=30)
+async def escalation_notice(job: JobContext, p: EscalationNotice) -> None:
+    """Mail the escalation notice: read what it says, then send with no transaction open."""
+    async with job.db(write=False) as ctx:
+        notice = await escalation.load_notice(ctx, p)
+    if notice is None:
+        return  # the message was deleted meanwhile: there is nothing left to point at
+    async with job.call_out():
+        await escalation.deliver_notice(notice)
