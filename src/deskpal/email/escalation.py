@@ -170,7 +170,7 @@ async def load_notice(ctx: Ctx, p: EscalationNotice) -> Notice | None:
 
 async def deliver_notice(notice: Notice) -> None:
     """Send the notice over the channel's SMTP (compose and smtp arrive with the send path)."""
-    from deskpal.email import compose, smtp  # type: ignore[attr-defined, unused-ignore]
+    from deskpal.email import compose, smtp
 
     mail = compose.Mail(
         from_address=notice.from_address,
