@@ -24,6 +24,7 @@ from deskpal.core.head import HeadAsGet
 from deskpal.core.routing import discover
 from deskpal.core.strict_requests import strict_request
 from deskpal.core.worker import Worker
+from deskpal.email import runtime as email_runtime
 from deskpal.job_types import register_all
 from deskpal.openapi import install_openapi
 from deskpal.storage import build_storage
@@ -131,6 +132,7 @@ def create_app(settings: Settings | None = None, *, run_worker: bool | None = No
     app.state.settings = settings
     app.state.db = db
     app.state.storage = storage
+    email_runtime.configure(settings, storage)  # what mail jobs need where no request is
     app.state.authenticate = make_authenticator(settings, db)
     install_error_handlers(app)
     install_openapi(app)

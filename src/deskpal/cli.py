@@ -206,7 +206,10 @@ def worker(
     from deskpal.core import secretbox
 
     secretbox.configure(settings.resolved_secret_key, settings.old_secret_key_list)  # channel secrets
-    build_storage(settings)  # the store jobs name by its locator, configured as `serve` has it
+    storage = build_storage(settings)  # the store jobs name by its locator, configured as `serve` has it
+    from deskpal.email import runtime as email_runtime
+
+    email_runtime.configure(settings, storage)
 
     async def run(db: Database) -> None:
         stop = asyncio.Event()

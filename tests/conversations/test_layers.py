@@ -100,5 +100,5 @@ def test_a_pending_send_is_recorded_in_one_place() -> None:
             writers.add(module)
         if isinstance(node, ast.keyword) and node.arg == "send_pending":
             writers.add(module)
-    # new_row writes the column False (not yet sent); send alone sets it.
-    assert writers == {"conversations/service.py", "messages/insert.py"}
+    # new_row writes the column False (not yet sent); send alone sets it; the mail sender clears it.
+    assert writers == {"conversations/service.py", "messages/insert.py", "email/outbox.py"}

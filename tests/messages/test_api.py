@@ -28,13 +28,15 @@ SUMMARY_FIELDS = {
     "customerRepID", "customerRepName", "channel", "channelID", "channelName", "incoming", "isDraft",
     "isInternalNote", "message", "subject", "htmlBody", "textBody", "bodyPreview", "fromAddress",
     "fromName", "toAddress", "ccAddress", "bccAddress", "fromNumber", "toNumber", "uid", "isOpened",
-    "isBounced", "lastOpenDate", "openCount", "messageIdentifier", "sendPending", "sentAt", "aiSpamStatus",
+    "isBounced", "lastOpenDate", "openCount", "messageIdentifier", "sendPending", "sentAt",
+    "deliveryStatus", "deliveryError", "aiSpamStatus",
     "aiTopicsStatus", "aiReplyStatus", "isEscalated", "replyToMessageID", "forwardFromMessageID",
     "topics", "actions", "customFieldsData",
 }  # fmt: skip
 DETAIL_FIELDS = SUMMARY_FIELDS | {
     "headers", "ai_GeneratedResponse", "ai_ModifiedResponse", "aiPrompt", "pageScreenshot", "pageURL",
-    "additionalInfo", "emailTemplateID", "sendRequestedAt", "customFieldDefinitions",
+    "additionalInfo", "emailTemplateID", "sendRequestedAt", "deliveryResponse",
+    "customFieldDefinitions",
 }  # fmt: skip
 
 

@@ -63,3 +63,5 @@ class OutgoingMessage(Conversing):
     # Record a pending send (the channel's sender picks it up; today the email issue's). Drafts
     # and internal notes are never sent, whatever this says.
     deliver: bool = False
+    # Attachments over the channel's size limit go as download links (oversizedAttachmentDecision).
+    as_links: bool = False

@@ -8,6 +8,7 @@ Hooks on new messages would be enqueued here, in the same transaction; none exis
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy.exc import IntegrityError
@@ -16,8 +17,11 @@ from deskpal.channels.models import Channel
 from deskpal.conversations.schemas import Conversing, InboundMessage, OutgoingMessage
 from deskpal.core.addresses import has_address, single_address_of
 from deskpal.core.context import Ctx
+from deskpal.core.db import utcnow
 from deskpal.core.errors import Unprocessable, ValidationFailed
 from deskpal.core.tenancy import insert_now, update_now
+from deskpal.email import delivery
+from deskpal.email.runtime import runtime
 from deskpal.messages import latest
 from deskpal.messages import queries as message_queries
 from deskpal.messages.html import html_to_text
@@ -80,19 +84,52 @@ async def _intake_once(ctx: Ctx, inbound: InboundMessage, external_id: str) -> T
 
 async def send(ctx: Ctx, outgoing: OutgoingMessage) -> TicketMessage:
     """Write a message from the support side, as intake does, and record its pending send when it
-    is to be delivered (never for drafts and internal notes): the one place that records one."""
+    is to be delivered (never for drafts and internal notes): with `deliver`, a message that leaves
+    by mail gets its Message-ID and its send job in this transaction (email/delivery.py)."""
     new = outgoing.message
     ticket = await _thread(ctx, outgoing)
     msg = new_row(ctx, ticket, new, html_field=outgoing.html_field)
-    if outgoing.deliver and not (new.is_internal_note or new.is_draft):
-        if not has_address(new.to_address):
-            raise NoRecipient(
-                "the ticket's end user has no email address: name recipients, or do not send "
-                "(send_email: false)"
-            )
-        # The channel's sender performs it, outside any request (STYLE: no SMTP in a transaction).
-        msg.send_pending, msg.send_requested_at = True, msg.created_at
-    return await _store(ctx, ticket, outgoing, msg, reopen=True)
+    deliver = outgoing.deliver and not (new.is_internal_note or new.is_draft)
+    if deliver:
+        _check_recipients(msg)
+        _record_pending(msg, msg.created_at)
+    stored = await _store(ctx, ticket, outgoing, msg, reopen=True)
+    if deliver and delivery.sends_by_mail(stored.channel_type):
+        await delivery.queue(ctx, stored, storage=runtime().storage_locator, as_links=outgoing.as_links)
+    return stored
+
+
+async def send_existing(ctx: Ctx, msg: TicketMessage, *, as_links: bool = False) -> TicketMessage:
+    """Send an outgoing message already written (a draft, or one never sent or failed) as it is.
+
+    A draft joins the conversation now (the ticket follows, as when a draft is published).
+    """
+    if msg.incoming:
+        raise ValueError("an incoming message is answered, not sent")
+    _check_recipients(msg)
+    now = utcnow()
+    if msg.is_draft:
+        msg.is_draft = False
+        msg.message_date = now
+        await ctx.db.flush()
+        ticket = await ticket_queries.get_ticket_row(ctx, msg.ticket_id)
+        await update_now(ctx.db, ticket, await latest.became_public(ctx, ticket, msg, reopen=True))
+    _record_pending(msg, now)
+    await delivery.queue(ctx, msg, storage=runtime().storage_locator, as_links=as_links)
+    return msg
+
+
+def _check_recipients(msg: TicketMessage) -> None:
+    if not (has_address(msg.to_address) or has_address(msg.cc_address) or has_address(msg.bcc_address)):
+        raise NoRecipient(
+            "the message names no recipient (toAddress, ccAddress, bccAddress) and the ticket's end user "
+            "has no email address: name recipients, or do not send (send_email: false)"
+        )
+
+
+def _record_pending(msg: TicketMessage, at: datetime) -> None:
+    # The channel's sender performs it, outside any request (STYLE: no SMTP in a transaction).
+    msg.send_pending, msg.send_requested_at = True, at
 
 
 def contact_uid(new: NewMessage) -> str | None:

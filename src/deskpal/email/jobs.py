@@ -1,9 +1,9 @@
-"""The email package's job types."""
+"""The email package's job types: the escalation notice here, the send job in outbox.py."""
 
 from __future__ import annotations
 
 from deskpal.core.jobs import JobContext, job
-from deskpal.email import escalation
+from deskpal.email import escalation, outbox
 from deskpal.email.escalation import EscalationNotice
 
 
@@ -16,3 +16,6 @@ async def escalation_notice(job: JobContext, p: EscalationNotice) -> None:
         return  # the message was deleted meanwhile: there is nothing left to point at
     async with job.call_out():
         await escalation.deliver_notice(notice)
+
+
+__all__ = ["escalation_notice", "outbox"]

@@ -155,6 +155,10 @@ class TicketMessageSummaryDTO(ApiModel):
     message_identifier: str | None
     send_pending: bool = Field(description="A send is waiting for the mail sender.")
     sent_at: datetime | None
+    delivery_status: str | None = Field(
+        description="queued, sending, sent, deferred, failed or suppressed; null for what is never sent."
+    )
+    delivery_error: str | None = Field(description="The mail server's words when deferred or failed.")
     ai_spam_status: str | None
     ai_topics_status: str | None
     ai_reply_status: str | None
@@ -178,6 +182,7 @@ class TicketMessageDetailDTO(TicketMessageSummaryDTO):
     additional_info: str | None
     email_template_id: int | None = Field(alias="emailTemplateID")
     send_requested_at: datetime | None
+    delivery_response: str | None = Field(description="The mail server's reply when it took the mail.")
     custom_field_definitions: list[CustomFieldDefinitionDTO]
 
 

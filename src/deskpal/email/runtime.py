@@ -1,0 +1,38 @@
+"""What email out needs from the deployment, set once per process (the app, `deskpal worker`).
+
+Jobs run where no request is: the pixel's and the unsubscribe link's base address, the SMTP
+client's CA bundle and time limit, and the storage the attachments are read from come from here.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from deskpal.config import Settings
+from deskpal.storage import Storage
+
+
+@dataclass(frozen=True, slots=True)
+class EmailRuntime:
+    public_url: str = "http://127.0.0.1:8000"
+    smtp_ca_file: str | None = None
+    smtp_timeout: float = 30.0
+    storage_locator: str | None = None
+
+
+_RUNTIME = EmailRuntime()
+
+
+def configure(settings: Settings, storage: Storage | None = None) -> EmailRuntime:
+    global _RUNTIME
+    _RUNTIME = EmailRuntime(
+        public_url=settings.public_url.rstrip("/"),
+        smtp_ca_file=settings.smtp_ca_file,
+        smtp_timeout=settings.smtp_timeout_seconds,
+        storage_locator=storage.locator if storage is not None else None,
+    )
+    return _RUNTIME
+
+
+def runtime() -> EmailRuntime:
+    return _RUNTIME

@@ -1,0 +1,357 @@
+"""The send endpoints end to end: the request queues, the worker sends over real SMTP, the sink
+receives; both databases."""
+
+from __future__ import annotations
+
+import email.policy
+from email.message import EmailMessage
+from typing import Any
+
+import httpx
+import pytest
+from fastapi import FastAPI
+from tests.messages.helpers import create_channel, create_message, stored_message
+from tests.support import Tenant, db_of, run_jobs_until_idle
+
+from deskpal.core.db import transaction
+
+CUSTOMER = "Zoë Customer <zoe@customer.test>"
+
+
+@pytest.fixture
+async def mail_channel(
+    client: httpx.AsyncClient, tenant: Tenant, smtp_sink: Any, app: FastAPI
+) -> dict[str, Any]:
+    from tests.mail.smtp_sink import email_channel_settings
+
+    use_sink_ca(app, smtp_sink)
+    return await create_channel(client, tenant, "Email", settings=email_channel_settings(smtp_sink))
+
+
+def use_sink_ca(app: FastAPI, sink: Any) -> None:
+    from deskpal.email import runtime
+
+    settings = app.state.settings.model_copy(update={"smtp_ca_file": str(sink.ca_file)})
+    runtime.configure(settings, app.state.storage)
+
+
+async def received(
+    client: httpx.AsyncClient, tenant: Tenant, channel: dict[str, Any], **fields: Any
+) -> dict[str, Any]:
+    body: dict[str, Any] = {
+        "channelID": channel["channelID"],
+        "fromAddress": CUSTOMER,
+        "toAddress": "support@acme.test",
+        "subject": "My order is late",
+        "message": "Where is order 1234?",
+        "messageIdentifier": "<c1@customer.test>",
+        **fields,
+    }
+    return await create_message(client, tenant.headers, **body)
+
+
+def parsed(sink: Any, index: int = -1) -> EmailMessage:
+    raw = sink.messages[index].raw
+    return email.message_from_bytes(raw, policy=email.policy.default)  # type: ignore[return-value]
+
+
+async def send(
+    client: httpx.AsyncClient, tenant: Tenant, message_id: int, path: str = "send", **body: Any
+) -> httpx.Response:
+    return await client.post(f"/api/TicketMessages/{message_id}/{path}", json=body, headers=tenant.headers)
+
+
+class TestSend:
+    async def test_modified_answer_is_sent_as_a_reply_that_threads(
+        self,
+        app: FastAPI,
+        client: httpx.AsyncClient,
+        tenant: Tenant,
+        mail_channel: dict[str, Any],
+        smtp_sink: Any,
+    ) -> None:
+        incoming = await received(client, tenant, mail_channel)
+        r = await send(client, tenant, incoming["messageID"], modifiedAnswer="It ships today.")
+        assert r.status_code == 200, r.text
+        answer = r.json()
+        assert answer["message"] == "Message sent successfully."
+        assert answer["deliveryStatus"] == "queued"
+        assert not smtp_sink.messages  # nothing leaves inside the request
+        await run_jobs_until_idle(app)
+        assert len(smtp_sink.messages) == 1
+        mail = parsed(smtp_sink)
+        assert mail["Message-ID"] == answer["messageIdentifier"]
+        assert mail["In-Reply-To"] == "<c1@customer.test>"
+        assert "<c1@customer.test>" in mail["References"]
+        assert mail["Subject"].startswith("Re: My order is late")
+        assert f"[#{incoming['ticketID']}]" in mail["Subject"]
+        assert "zoe@customer.test" in mail["To"]
+        assert mail.get_content_type() == "multipart/alternative"
+        assert "It ships today." in mail.get_body(("plain",)).get_content()  # type: ignore[union-attr]
+        assert smtp_sink.messages[0].rcpt_tos == ["zoe@customer.test"]
+        detail = (
+            await client.get(f"/api/TicketMessages/{answer['messageID']}", headers=tenant.headers)
+        ).json()
+        assert detail["deliveryStatus"] == "sent" and detail["sendPending"] is False
+        assert detail["sentAt"] is not None and detail["deliveryResponse"].startswith("250")
+        assert detail["messageIdentifier"] == answer["messageIdentifier"]
+
+    async def test_a_three_mail_exchange_threads(
+        self,
+        app: FastAPI,
+        client: httpx.AsyncClient,
+        tenant: Tenant,
+        mail_channel: dict[str, Any],
+        smtp_sink: Any,
+    ) -> None:
+        first = await received(client, tenant, mail_channel)
+        ours = (await send(client, tenant, first["messageID"], modifiedAnswer="Looking into it.")).json()
+        await run_jobs_until_idle(app)
+        second = await received(
+            client, tenant, mail_channel, ticketID=first["ticketID"], messageIdentifier="<c2@customer.test>",
+            subject=f"Re: My order is late [#{first['ticketID']}]", message="Any news?",
+        )  # fmt: skip
+        r = await send(client, tenant, second["messageID"], modifiedAnswer="Delivered tomorrow.")
+        assert r.status_code == 200, r.text
+        await run_jobs_until_idle(app)
+        mail = parsed(smtp_sink)
+        assert mail["In-Reply-To"] == "<c2@customer.test>"
+        refs = mail["References"].split()
+        assert refs == ["<c1@customer.test>", ours["messageIdentifier"], "<c2@customer.test>"]
+        assert mail["Subject"].count(f"[#{first['ticketID']}]") == 1 and not mail["Subject"].startswith(
+            "Re: Re:"
+        )
+
+    async def test_sending_twice_is_refused(
+        self,
+        app: FastAPI,
+        client: httpx.AsyncClient,
+        tenant: Tenant,
+        mail_channel: dict[str, Any],
+        smtp_sink: Any,
+    ) -> None:
+        incoming = await received(client, tenant, mail_channel)
+        assert (await send(client, tenant, incoming["messageID"], modifiedAnswer="One.")).status_code == 200
+        again = await send(client, tenant, incoming["messageID"], modifiedAnswer="Two.")
+        assert again.status_code == 409 and again.json()["code"] == "ALREADY_SENT"
+        await run_jobs_until_idle(app)
+        assert len(smtp_sink.messages) == 1
+
+    async def test_nothing_prepared_is_a_422_naming_modified_answer(
+        self, client: httpx.AsyncClient, tenant: Tenant, mail_channel: dict[str, Any]
+    ) -> None:
+        incoming = await received(client, tenant, mail_channel)
+        r = await send(client, tenant, incoming["messageID"])
+        assert r.status_code == 422 and r.json()["code"] == "NOTHING_TO_SEND"
+        assert r.json()["errors"][0]["field"] == "modifiedAnswer"
+
+    async def test_the_stored_modified_ai_reply_is_sent(
+        self,
+        app: FastAPI,
+        client: httpx.AsyncClient,
+        tenant: Tenant,
+        mail_channel: dict[str, Any],
+        smtp_sink: Any,
+    ) -> None:
+        incoming = await received(client, tenant, mail_channel)
+        put = await client.put(
+            f"/api/TicketMessages/{incoming['messageID']}",
+            json={"messageID": incoming["messageID"], "ai_ModifiedResponse": "Edited AI answer."},
+            headers=tenant.headers,
+        )
+        assert put.status_code == 204
+        assert (await send(client, tenant, incoming["messageID"])).status_code == 200
+        await run_jobs_until_idle(app)
+        assert "Edited AI answer." in parsed(smtp_sink).get_body(("plain",)).get_content()  # type: ignore[union-attr]
+
+    async def test_the_draft_reply_is_sent_as_it_is(
+        self,
+        app: FastAPI,
+        client: httpx.AsyncClient,
+        tenant: Tenant,
+        mail_channel: dict[str, Any],
+        smtp_sink: Any,
+    ) -> None:
+        incoming = await received(client, tenant, mail_channel)
+        draft = await create_message(
+            client, tenant.headers, replyToMessageID=incoming["messageID"], incoming=False, isDraft=True,
+            message="Draft answer.", toAddress="zoe@customer.test",
+        )  # fmt: skip
+        r = await send(client, tenant, incoming["messageID"])
+        assert r.status_code == 200 and r.json()["messageID"] == draft["messageID"]
+        await run_jobs_until_idle(app)
+        row = await stored_message(app, tenant, draft["messageID"])
+        assert row is not None and not row.is_draft and row.delivery_status == "sent"
+        assert parsed(smtp_sink)["In-Reply-To"] == "<c1@customer.test>"
+
+    async def test_a_channel_without_smtp_is_a_422(self, client: httpx.AsyncClient, tenant: Tenant) -> None:
+        channel = await create_channel(client, tenant, "Email")
+        incoming = await received(client, tenant, channel)
+        r = await send(client, tenant, incoming["messageID"], modifiedAnswer="Hi")
+        assert r.status_code == 422 and r.json()["code"] == "SMTP_NOT_CONFIGURED"
+
+    async def test_another_customers_message_is_404(
+        self, client: httpx.AsyncClient, tenant: Tenant, other_tenant: Tenant, mail_channel: dict[str, Any]
+    ) -> None:
+        incoming = await received(client, tenant, mail_channel)
+        for path in ("send", "preview", "send-new", "send-forward"):
+            r = await client.post(
+                f"/api/TicketMessages/{incoming['messageID']}/{path}", json={}, headers=other_tenant.headers
+            )
+            assert r.status_code == 404, (path, r.text)
+
+
+class TestSendNewAndForward:
+    async def test_send_new_sends_the_draft_to_its_recipients_not_as_a_reply(
+        self,
+        app: FastAPI,
+        client: httpx.AsyncClient,
+        tenant: Tenant,
+        mail_channel: dict[str, Any],
+        smtp_sink: Any,
+    ) -> None:
+        draft = await create_message(
+            client, tenant.headers, channelID=mail_channel["channelID"], incoming=False, isDraft=True,
+            subject="Your invoice", message="Attached.", toAddress="a@x.test", ccAddress="b@x.test",
+            bccAddress="c@x.test",
+        )  # fmt: skip
+        r = await send(client, tenant, draft["messageID"], "send-new")
+        assert r.status_code == 200, r.text
+        await run_jobs_until_idle(app)
+        mail = parsed(smtp_sink)
+        assert mail["In-Reply-To"] is None and mail["Bcc"] is None
+        assert sorted(smtp_sink.messages[-1].rcpt_tos) == ["a@x.test", "b@x.test", "c@x.test"]
+        assert mail["Subject"] == f"Your invoice [#{draft['ticketID']}]"
+        again = await send(client, tenant, draft["messageID"], "send-new")
+        assert again.status_code == 409
+
+    async def test_send_new_refuses_a_received_message(
+        self, client: httpx.AsyncClient, tenant: Tenant, mail_channel: dict[str, Any]
+    ) -> None:
+        incoming = await received(client, tenant, mail_channel)
+        r = await send(client, tenant, incoming["messageID"], "send-new")
+        assert r.status_code == 422 and r.json()["code"] == "NOT_SENDABLE"
+
+    async def test_a_draft_to_nobody_is_refused(
+        self, client: httpx.AsyncClient, tenant: Tenant, mail_channel: dict[str, Any]
+    ) -> None:
+        draft = await create_message(
+            client, tenant.headers, channelID=mail_channel["channelID"], incoming=False, isDraft=True,
+            subject="Hello", message="Text",
+        )  # fmt: skip
+        r = await send(client, tenant, draft["messageID"], "send-new")
+        assert r.status_code == 422 and r.json()["code"] == "NO_RECIPIENT"
+
+    async def test_forward_carries_the_original_and_its_attachments(
+        self,
+        app: FastAPI,
+        client: httpx.AsyncClient,
+        tenant: Tenant,
+        mail_channel: dict[str, Any],
+        smtp_sink: Any,
+    ) -> None:
+        incoming = await received(client, tenant, mail_channel)
+        up = await client.post(
+            f"/api/TicketMessages/{incoming['messageID']}/attachments",
+            files={"file": ("invoice.pdf", b"%PDF-1.4 test", "application/pdf")},
+            headers=tenant.headers,
+        )
+        assert up.status_code in (200, 201), up.text
+        draft = await create_message(
+            client, tenant.headers, forwardFromMessageID=incoming["messageID"], incoming=False, isDraft=True,
+            message="FYI, see below.", toAddress="colleague@acme.test",
+        )  # fmt: skip
+        r = await send(client, tenant, draft["messageID"], "send-forward")
+        assert r.status_code == 200, r.text
+        await run_jobs_until_idle(app)
+        mail = parsed(smtp_sink)
+        assert mail["Subject"].startswith("Fwd: My order is late")
+        text = mail.get_body(("plain",)).get_content()  # type: ignore[union-attr]
+        assert "FYI, see below." in text and "Where is order 1234?" in text
+        files = [(p.get_filename(), p.get_content()) for p in mail.iter_attachments()]
+        assert files == [("invoice.pdf", b"%PDF-1.4 test")]
+
+
+class TestPreview:
+    async def test_preview_shows_what_send_sends_and_changes_nothing(
+        self,
+        app: FastAPI,
+        client: httpx.AsyncClient,
+        tenant: Tenant,
+        mail_channel: dict[str, Any],
+        smtp_sink: Any,
+    ) -> None:
+        incoming = await received(client, tenant, mail_channel)
+        before = (
+            await client.get(f"/api/TicketMessages?ticketId={incoming['ticketID']}", headers=tenant.headers)
+        ).json()
+        r = await send(client, tenant, incoming["messageID"], "preview", modifiedAnswer="Preview me.")
+        assert r.status_code == 200, r.text
+        shown = r.json()
+        after = (
+            await client.get(f"/api/TicketMessages?ticketId={incoming['ticketID']}", headers=tenant.headers)
+        ).json()
+        assert before == after
+        await run_jobs_until_idle(app)
+        assert not smtp_sink.messages
+        assert shown["subject"].startswith("Re: My order is late") and "Preview me." in shown["textBody"]
+        assert shown["headers"]["In-Reply-To"] == "<c1@customer.test>"
+        sent = (await send(client, tenant, incoming["messageID"], modifiedAnswer="Preview me.")).json()
+        await run_jobs_until_idle(app)
+        mail = parsed(smtp_sink)
+        assert mail["Subject"] == shown["subject"]
+        assert mail.get_body(("plain",)).get_content().strip() == shown["textBody"].strip()  # type: ignore[union-attr]
+        assert sent["messageID"] != incoming["messageID"]
+
+
+class TestDeliveryStates:
+    async def test_a_451_is_deferred_then_sent(
+        self,
+        app: FastAPI,
+        client: httpx.AsyncClient,
+        tenant: Tenant,
+        mail_channel: dict[str, Any],
+        smtp_sink: Any,
+    ) -> None:
+        smtp_sink.fail_next(451, "4.3.0 Try again later", stage="data")
+        incoming = await received(client, tenant, mail_channel)
+        out = (await send(client, tenant, incoming["messageID"], modifiedAnswer="Hi")).json()
+        await run_jobs_until_idle(app)
+        row = await stored_message(app, tenant, out["messageID"])
+        assert row is not None and row.delivery_status == "deferred" and "451" in (row.delivery_error or "")
+        await _make_due(app, tenant)
+        await run_jobs_until_idle(app)
+        row = await stored_message(app, tenant, out["messageID"])
+        assert row is not None and row.delivery_status == "sent"
+        assert len(smtp_sink.messages) == 1
+
+    async def test_a_550_fails_with_the_servers_words_and_can_be_sent_again(
+        self,
+        app: FastAPI,
+        client: httpx.AsyncClient,
+        tenant: Tenant,
+        mail_channel: dict[str, Any],
+        smtp_sink: Any,
+    ) -> None:
+        smtp_sink.fail_next(550, "5.1.1 No such user", stage="rcpt")
+        incoming = await received(client, tenant, mail_channel)
+        out = (await send(client, tenant, incoming["messageID"], modifiedAnswer="Hi")).json()
+        await run_jobs_until_idle(app)
+        detail = (await client.get(f"/api/TicketMessages/{out['messageID']}", headers=tenant.headers)).json()
+        assert detail["deliveryStatus"] == "failed" and "No such user" in detail["deliveryError"]
+        jobs = (await client.get("/api/Jobs", headers=tenant.headers)).json()
+        assert any("No such user" in (j.get("lastError") or "") for j in jobs["items"])
+        retry = await send(client, tenant, out["messageID"], "send-new")
+        assert retry.status_code == 200, retry.text
+        await run_jobs_until_idle(app)
+        assert (await stored_message(app, tenant, out["messageID"])).delivery_status == "sent"  # type: ignore[union-attr]
+
+
+async def _make_due(app: FastAPI, tenant: Tenant) -> None:
+    from sqlalchemy import update
+
+    from deskpal.core.db import utcnow
+    from deskpal.core.jobs import JobRow
+
+    async with transaction(db_of(app), customer_id=tenant.customer_id) as db:
+        await db.execute(update(JobRow).where(JobRow.status == "queued").values(run_at=utcnow()))
