@@ -10,10 +10,10 @@ from typing import Any
 import httpx
 import pytest
 from fastapi import FastAPI
-from tests.messages.helpers import create_channel, create_message, stored_message
-from tests.support import Tenant, db_of, run_jobs_until_idle
 
 from deskpal.core.db import transaction
+from tests.messages.helpers import create_channel, create_message, stored_message
+from tests.support import Tenant, db_of, run_jobs_until_idle
 
 CUSTOMER = "Zoë Customer <zoe@customer.test>"
 
@@ -83,12 +83,11 @@ class TestSend:
         assert mail["Message-ID"] == answer["messageIdentifier"]
         assert mail["In-Reply-To"] == "<c1@customer.test>"
         assert "<c1@customer.test>" in mail["References"]
-        assert mail["Subject"].startswith("Re: My order is late")
-        assert f"[#{incoming['ticketID']}]" in mail["Subject"]
+        assert mail["Subject"] == f"Re: [#{incoming['ticketID']}] My order is late"
         assert "zoe@customer.test" in mail["To"]
         assert mail.get_content_type() == "multipart/alternative"
         assert "It ships today." in mail.get_body(("plain",)).get_content()  # type: ignore[union-attr]
-        assert smtp_sink.messages[0].rcpt_tos == ["zoe@customer.test"]
+        assert smtp_sink.messages[0].recipients == ["zoe@customer.test"]
         detail = (
             await client.get(f"/api/TicketMessages/{answer['messageID']}", headers=tenant.headers)
         ).json()
@@ -109,7 +108,7 @@ class TestSend:
         await run_jobs_until_idle(app)
         second = await received(
             client, tenant, mail_channel, ticketID=first["ticketID"], messageIdentifier="<c2@customer.test>",
-            subject=f"Re: My order is late [#{first['ticketID']}]", message="Any news?",
+            subject=f"Re: [#{first['ticketID']}] My order is late", message="Any news?",
         )  # fmt: skip
         r = await send(client, tenant, second["messageID"], modifiedAnswer="Delivered tomorrow.")
         assert r.status_code == 200, r.text
@@ -220,8 +219,8 @@ class TestSendNewAndForward:
         await run_jobs_until_idle(app)
         mail = parsed(smtp_sink)
         assert mail["In-Reply-To"] is None and mail["Bcc"] is None
-        assert sorted(smtp_sink.messages[-1].rcpt_tos) == ["a@x.test", "b@x.test", "c@x.test"]
-        assert mail["Subject"] == f"Your invoice [#{draft['ticketID']}]"
+        assert sorted(smtp_sink.messages[-1].recipients) == ["a@x.test", "b@x.test", "c@x.test"]
+        assert mail["Subject"] == f"[#{draft['ticketID']}] Your invoice"
         again = await send(client, tenant, draft["messageID"], "send-new")
         assert again.status_code == 409
 
@@ -265,7 +264,7 @@ class TestSendNewAndForward:
         assert r.status_code == 200, r.text
         await run_jobs_until_idle(app)
         mail = parsed(smtp_sink)
-        assert mail["Subject"].startswith("Fwd: My order is late")
+        assert mail["Subject"] == f"Fwd: [#{incoming['ticketID']}] My order is late"
         text = mail.get_body(("plain",)).get_content()  # type: ignore[union-attr]
         assert "FYI, see below." in text and "Where is order 1234?" in text
         files = [(p.get_filename(), p.get_content()) for p in mail.iter_attachments()]
@@ -294,7 +293,7 @@ class TestPreview:
         assert before == after
         await run_jobs_until_idle(app)
         assert not smtp_sink.messages
-        assert shown["subject"].startswith("Re: My order is late") and "Preview me." in shown["textBody"]
+        assert shown["subject"].endswith("My order is late") and "Preview me." in shown["textBody"]
         assert shown["headers"]["In-Reply-To"] == "<c1@customer.test>"
         sent = (await send(client, tenant, incoming["messageID"], modifiedAnswer="Preview me.")).json()
         await run_jobs_until_idle(app)

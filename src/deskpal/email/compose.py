@@ -372,6 +372,14 @@ def _prefixed(prefix: str, pattern: re.Pattern[str], subject: str | None, ticket
     return f"{prefix} {rest}"
 
 
+def tagged_subject(subject: str | None, ticket_id: int, tag: str = DEFAULT_TAG) -> str:
+    """`[#123] subject`: a new mail's subject with the ticket tag once (inbound threading reads it)."""
+    rest = " ".join((subject or "").split())
+    if ticket_id_in_subject(rest, tag) == ticket_id:
+        return rest
+    return f"{_tag(tag, ticket_id)} {rest}".strip()
+
+
 def reply_subject(subject: str | None, ticket_id: int, tag: str = DEFAULT_TAG) -> str:
     """`Re: [#123] subject`: one Re (Re/RE/AW/SV/Antw are read as one), the ticket tag once."""
     return _prefixed("Re:", _REPLY_PREFIX, subject, ticket_id, tag)

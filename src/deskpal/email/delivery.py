@@ -14,8 +14,8 @@ from sqlalchemy import select
 from deskpal.channels.models import Channel, ChannelType
 from deskpal.core.context import Ctx
 from deskpal.core.enums import CaseInsensitiveEnum
-from deskpal.core.errors import Unprocessable
 from deskpal.email import compose
+from deskpal.email.smtp_channel import SmtpNotConfigured
 from deskpal.messages.models import TicketMessage
 
 SEND_KIND = "email.send"
@@ -34,10 +34,6 @@ class DeliveryStatus(CaseInsensitiveEnum):
 IN_FLIGHT = frozenset({DeliveryStatus.QUEUED, DeliveryStatus.SENDING, DeliveryStatus.DEFERRED})
 # States after which the message was delivered, or will be: sending it again would send it twice.
 TAKEN = IN_FLIGHT | {DeliveryStatus.SENT}
-
-
-class SmtpNotConfigured(Unprocessable):
-    code, title = "SMTP_NOT_CONFIGURED", "No mail channel can send this message"
 
 
 class SendMail(BaseModel):
@@ -70,7 +66,7 @@ async def mail_channel(ctx: Ctx, channel_id: int | None) -> Channel:
             return channel
     raise SmtpNotConfigured(
         "no Email channel has SMTP settings (smtpHost): configure one under /api/Channels",
-        errors=[{"field": "smtpHost", "message": "is not set on any Email channel"}],
+        errors=[{"field": "settings.smtpHost", "message": "is not set on any Email channel"}],
     )
 
 

@@ -24,6 +24,9 @@ from deskpal.core.db import utcnow
 from deskpal.core.errors import NotFound
 from deskpal.core.jobs import PermanentJobError, RetryableJobError
 from deskpal.core.schemas import ApiModel, CleanStr
+from deskpal.email.delivery import mail_channel, sender_address
+from deskpal.email.runtime import runtime
+from deskpal.email.smtp_channel import SmtpNotConfigured
 from deskpal.messages.models import TicketMessage
 from deskpal.tickets.models import Ticket
 
@@ -139,16 +142,13 @@ async def load_notice(ctx: Ctx, p: EscalationNotice) -> Notice | None:
     ticket = await ctx.db.get(Ticket, message.ticket_id)
     if ticket is None:
         return None
-    channel = None
-    for channel_id in dict.fromkeys((message.channel_id, ticket.channel_id)):
-        found = await ctx.db.get(Channel, channel_id) if channel_id is not None else None
-        if found is not None and found.channel_type == ChannelType.EMAIL.value:
-            channel = found
-            break
-    settings = secret_settings(channel) if channel is not None else {}
-    from_address = settings.get("fromAddress")
-    if channel is None or not from_address or not settings.get("smtpHost"):
-        raise PermanentJobError("no Email channel with SMTP settings to send the escalation notice from")
+    try:
+        # The channel the ticket's mail leaves through (email/delivery.py), as for replies.
+        channel = await mail_channel(ctx, message.channel_id or ticket.channel_id)
+    except SmtpNotConfigured as exc:
+        raise PermanentJobError(f"no Email channel can send the escalation notice: {exc.detail}") from exc
+    settings = secret_settings(channel)
+    from_address = sender_address(channel)
     subject = f"Escalated: {ticket.subject or f'ticket #{ticket.ticket_id}'}"
     lines = [
         f"Ticket #{ticket.ticket_id} ({ticket.subject or 'no subject'}) was escalated.",
@@ -183,7 +183,9 @@ async def deliver_notice(notice: Notice) -> None:
         date=utcnow(),
         auto_submitted=True,
     )
-    config = smtp.config_of(notice.smtp_settings)
+    config = smtp.config_of(
+        notice.smtp_settings, ca_file=runtime().smtp_ca_file, timeout=runtime().smtp_timeout
+    )
     if config is None:
         raise PermanentJobError("the channel has no SMTP settings")
     try:

@@ -21,14 +21,13 @@ from deskpal.core.db import utcnow
 from deskpal.customers.models import Customer, CustomerRep
 from deskpal.email import compose, templates, tracking
 from deskpal.email.delivery import mail_channel, sender_address
-from deskpal.email.models import EmailTemplate
 from deskpal.email.runtime import runtime
+from deskpal.email.service import template_for
 from deskpal.messages.models import SenderType, TicketMessage
 from deskpal.tickets.models import Ticket
 
 DEFAULT_TAG = "[#{ticketID}]"
 DEFAULT_MAX_ATTACHMENT_BYTES = 20 * 1024 * 1024
-JOB_AD_FIELD = "jobAdID"
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,13 +82,13 @@ async def assemble(ctx: Ctx, msg: TicketMessage, *, when: datetime | None = None
     if forwarded is not None:
         text, html = _with_forwarded(text, html, forwarded)
     wrapped = templates.wrap(
-        await _template(ctx, msg.email_template_id),
+        await template_for(ctx, msg.email_template_id),
         await _context(ctx, msg, ticket, channel),
         text=text,
         html=html,
     )
     base = runtime().public_url
-    job_ad = (msg.custom_fields_data or {}).get(JOB_AD_FIELD)
+    job_ad = tracking.job_ad_of(msg)
     channel_from = sender_address(channel)
     mail = compose.Mail(
         from_address=from_address,
@@ -115,7 +114,7 @@ async def assemble(ctx: Ctx, msg: TicketMessage, *, when: datetime | None = None
         mail=mail,
         attachments=sources,
         channel=channel,
-        job_ad_id=str(job_ad) if job_ad not in (None, "") else None,
+        job_ad_id=job_ad,
         max_attachment_bytes=channel_limit(channel),
     )
 
@@ -178,9 +177,7 @@ def _subject(
             msg.subject or forwarded.subject or ticket.subject, ticket.ticket_id, tag
         )
     if msg.subject:
-        if compose.ticket_id_in_subject(msg.subject, tag) is not None:
-            return msg.subject
-        return f"{msg.subject} {tag.replace('{ticketID}', str(ticket.ticket_id))}"
+        return compose.tagged_subject(msg.subject, ticket.ticket_id, tag)
     return compose.reply_subject(
         (parent.subject if parent is not None else None) or ticket.subject, ticket.ticket_id, tag
     )
@@ -206,15 +203,6 @@ def _with_forwarded(text: str | None, html: str | None, original: TicketMessage)
     body = original.html_body or "<p>" + escape(original_text).replace("\n", "<br>") + "</p>"
     mine = html or ("<p>" + escape(text or "").replace("\n", "<br>") + "</p>" if text else "")
     return out_text, f'{mine}<div class="forwarded"><p>{head}</p><blockquote>{body}</blockquote></div>'
-
-
-async def _template(ctx: Ctx, template_id: int | None) -> EmailTemplate | None:
-    if template_id is not None:
-        chosen = await ctx.db.get(EmailTemplate, template_id)
-        if chosen is not None:
-            return chosen
-    stmt = select(EmailTemplate).where(EmailTemplate.is_default.is_(True)).limit(1)
-    return (await ctx.db.scalars(stmt)).first()
 
 
 async def _context(ctx: Ctx, msg: TicketMessage, ticket: Ticket, channel: Channel) -> dict[str, Any]:

@@ -49,7 +49,7 @@ class PreviewResponse(ApiModel):
     to: list[str]
     cc: list[str]
     bcc: list[str]
-    reply_to: str | None
+    reply_to: str | None = None
     headers: dict[str, str]
     text_body: str | None
     html_body: str | None
@@ -60,4 +60,4 @@ class PreviewResponse(ApiModel):
 
     @classmethod
     def of(cls, shown: dict[str, Any]) -> PreviewResponse:
-        return cls.model_validate(shown)
+        return cls.model_validate({**shown, "replyTo": shown["headers"].get("Reply-To")})
