@@ -6,6 +6,7 @@ import os
 import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 
@@ -21,9 +22,12 @@ from deskpal.app import create_app
 from deskpal.config import Settings
 from deskpal.migrate import upgrade_async
 from tests.mail.smtp_sink import (
+    Certificates,
+    SmtpSink,
     _smtp_server_plain,
     _smtp_server_ssl,
     _smtp_server_starttls,
+    email_channel_settings,
     smtp_certificates,
     smtp_sink,
     smtp_sink_plain,
@@ -128,8 +132,10 @@ def settings(db_url: str, data_dir: Path) -> Settings:
 
 
 @pytest.fixture(scope="session")
-async def shared_app(db_url: str, data_dir: Path) -> AsyncIterator[FastAPI]:
-    application = create_app(test_settings(db_url, data_dir))
+async def shared_app(db_url: str, data_dir: Path, smtp_certificates: Certificates) -> AsyncIterator[FastAPI]:
+    # Mail jobs trust the tests' SMTP servers' self-signed CA, as DESKPAL_SMTP_CA_FILE would.
+    settings = test_settings(db_url, data_dir).model_copy(update={"smtp_ca_file": smtp_certificates.ca_file})
+    application = create_app(settings)
     try:
         yield application
     finally:
@@ -155,6 +161,15 @@ async def client(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
 @pytest.fixture
 async def tenant(app: FastAPI) -> Tenant:
     return await make_tenant(app, "Acme")
+
+
+@pytest.fixture
+async def mail_channel(client: httpx.AsyncClient, tenant: Tenant, smtp_sink: SmtpSink) -> dict[str, Any]:
+    """The tenant's Email channel, sending through the tests' SMTP server (STARTTLS, AUTH)."""
+    body = {"name": "Support mail", "channelType": "Email", "settings": email_channel_settings(smtp_sink)}
+    response = await client.post("/api/Channels", json=body, headers=tenant.headers)
+    assert response.status_code == 201, response.text
+    return response.json()  # type: ignore[no-any-return]
 
 
 @pytest.fixture

@@ -309,6 +309,8 @@ target(
     bodies={"PUT": {"messageID": 1, "additionalInfo": "walk"}},
 )(_message)
 target("/api/TicketMessages/{id}/draft")(_drafted_message)
+for _path in ("preview", "send", "send-new", "send-forward"):
+    target(f"/api/TicketMessages/{{id}}/{_path}", bodies={"POST": {"modifiedAnswer": "walk"}})(_message)
 target("/api/TicketMessages/{id}/correct-topics", bodies={"POST": {"topicIds": []}})(_message)
 # The PUT body names the link's own message and topic: fixed ids exist only on a fresh database.
 target(

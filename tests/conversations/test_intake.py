@@ -140,6 +140,7 @@ class TestSend:
 
         return await in_tenant(app, tenant, work)
 
+    @pytest.mark.usefixtures("mail_channel")
     async def test_a_delivered_reply_records_its_pending_send(
         self, app: FastAPI, client: httpx.AsyncClient, tenant: Tenant
     ) -> None:

@@ -171,6 +171,7 @@ def _helpdesk(field: str) -> Send:
             "ticket_id": str(ticket["ticketID"]),
             "type": "response",
             "content": "<p>x</p>",
+            "send_email": False,  # the addresses are stored either way; no SMTP channel is needed
         }
         body.update(
             {"is_forward": True, "recipients": [{"email": "it@x.example"}], field: [{"email": value}]}

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import httpx
+import pytest
 from fastapi import FastAPI
 
 from deskpal.core.context import Role
@@ -13,6 +14,9 @@ from tests.messages.helpers import create_message, phone, session_headers, store
 from tests.messages.test_html import assert_inert
 from tests.support import Tenant
 from tests.tickets.helpers import create_ticket
+
+# Responses are sent (send_email defaults to true): the tenant has an Email channel that can.
+pytestmark = pytest.mark.usefixtures("mail_channel")
 
 URL = "/helpdesk/api/messages"
 MESSAGE_FIELDS = {

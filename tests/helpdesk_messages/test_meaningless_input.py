@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import httpx
+import pytest
 from fastapi import FastAPI
 
 from tests.admin.helpers import invalid, problem
 from tests.messages.helpers import create_message, session_headers
 from tests.support import Tenant
 from tests.tickets.helpers import create_ticket
+
+# Responses are sent (send_email defaults to true): the tenant has an Email channel that can.
+pytestmark = pytest.mark.usefixtures("mail_channel")
 
 URL = "/helpdesk/api/messages"
 

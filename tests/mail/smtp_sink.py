@@ -17,7 +17,7 @@ import ipaddress
 import ssl
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from email.message import EmailMessage
 from pathlib import Path
@@ -164,6 +164,8 @@ class _Handler:
         return "250 OK"
 
     async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
+        if self.sink.on_data is not None:
+            self.sink.on_data()  # runs in the sink's thread, while the client waits for the reply
         if self.sink.delay:
             await asyncio.sleep(self.sink.delay)
         if (scripted := self.sink._take("data")) is not None:
@@ -181,6 +183,8 @@ class SmtpSink:
         self.user: str | None = USER if mode != "plain" else None
         self.password: str | None = PASSWORD if mode != "plain" else None
         self.delay = 0.0  # seconds before answering DATA
+        # Called (in the sink's thread) when a mail's DATA has arrived, before it is answered.
+        self.on_data: Callable[[], None] | None = None
         self.rejected = 0  # attempts answered with a scripted failure
         self._lock = threading.Lock()
         self._messages: list[ReceivedMail] = []
@@ -254,6 +258,7 @@ class SmtpSink:
             self._refused.clear()
             self.rejected = 0
         self.delay = 0.0
+        self.on_data = None
 
     # --- scripting -----------------------------------------------------------------------------
 

@@ -18,23 +18,6 @@ from tests.support import Tenant, db_of, run_jobs_until_idle
 CUSTOMER = "Zoë Customer <zoe@customer.test>"
 
 
-@pytest.fixture
-async def mail_channel(
-    client: httpx.AsyncClient, tenant: Tenant, smtp_sink: Any, app: FastAPI
-) -> dict[str, Any]:
-    from tests.mail.smtp_sink import email_channel_settings
-
-    use_sink_ca(app, smtp_sink)
-    return await create_channel(client, tenant, "Email", settings=email_channel_settings(smtp_sink))
-
-
-def use_sink_ca(app: FastAPI, sink: Any) -> None:
-    from deskpal.email import runtime
-
-    settings = app.state.settings.model_copy(update={"smtp_ca_file": str(sink.ca_file)})
-    runtime.configure(settings, app.state.storage)
-
-
 async def received(
     client: httpx.AsyncClient, tenant: Tenant, channel: dict[str, Any], **fields: Any
 ) -> dict[str, Any]:
@@ -354,3 +337,99 @@ async def _make_due(app: FastAPI, tenant: Tenant) -> None:
 
     async with transaction(db_of(app), customer_id=tenant.customer_id) as db:
         await db.execute(update(JobRow).where(JobRow.status == "queued").values(run_at=utcnow()))
+
+
+class TestMailJobsCallOutWithNoTransaction:
+    """Every email job's SMTP step runs with no transaction of deskpal's open (seen from outside,
+    while the server holds the mail's DATA unanswered). tests/storage/test_job_network.py lists
+    these job types as walked here."""
+
+    @pytest.fixture
+    async def observed(self, app: FastAPI, smtp_sink: Any) -> list[list[str]]:
+        import asyncio
+
+        from tests.core.job_helpers import open_transactions
+
+        loop, seen = asyncio.get_running_loop(), []
+
+        def look() -> None:
+            seen.append(asyncio.run_coroutine_threadsafe(open_transactions(app), loop).result(timeout=10))
+
+        smtp_sink.on_data = look
+        return seen
+
+    async def _run_alone(self, app: FastAPI) -> None:
+        from deskpal.core.worker import Worker
+
+        await Worker(db_of(app), concurrency=1, poll_seconds=0.01).run_pending()
+
+    async def test_email_send(
+        self, app: FastAPI, client: httpx.AsyncClient, tenant: Tenant, mail_channel: dict[str, Any],
+        smtp_sink: Any, observed: list[list[str]],
+    ) -> None:  # fmt: skip
+        incoming = await received(client, tenant, mail_channel)
+        assert (await send(client, tenant, incoming["messageID"], modifiedAnswer="Hi")).status_code == 200
+        await self._run_alone(app)
+        assert len(smtp_sink.messages) == 1 and observed == [[]]
+
+    async def test_email_escalation_notice(
+        self, app: FastAPI, client: httpx.AsyncClient, tenant: Tenant, mail_channel: dict[str, Any],
+        smtp_sink: Any, observed: list[list[str]],
+    ) -> None:  # fmt: skip
+        incoming = await received(client, tenant, mail_channel)
+        r = await client.post(
+            f"/api/TicketMessages/{incoming['messageID']}/escalate-by-id",
+            json={"feedbackComment": "Angry customer", "email": "manager@acme.test"},
+            headers=tenant.headers,
+        )
+        assert r.status_code == 200, r.text
+        await self._run_alone(app)
+        assert [m.recipients for m in smtp_sink.messages] == [["manager@acme.test"]] and observed == [[]]
+        notice = parsed(smtp_sink)
+        assert notice["Auto-Submitted"] == "auto-replied"
+        assert "Angry customer" in notice.get_body(("plain",)).get_content()  # type: ignore[union-attr]
+
+
+class TestHelpdeskResponses:
+    async def test_a_response_is_really_sent(
+        self,
+        app: FastAPI,
+        client: httpx.AsyncClient,
+        tenant: Tenant,
+        mail_channel: dict[str, Any],
+        smtp_sink: Any,
+    ) -> None:
+        incoming = await received(client, tenant, mail_channel)
+        r = await client.post(
+            "/helpdesk/api/messages",
+            json={
+                "ticket_id": str(incoming["ticketID"]),
+                "type": "response",
+                "content": "<p>Fixed <b>now</b>.</p>",
+            },
+            headers={"Authorization": f"Bearer {tenant.login_token()}"},
+        )
+        assert r.status_code == 201, r.text
+        await run_jobs_until_idle(app)
+        mail = parsed(smtp_sink)
+        assert smtp_sink.messages[0].recipients == ["zoe@customer.test"]
+        assert mail["In-Reply-To"] == "<c1@customer.test>"
+        assert "<b>now</b>" in mail.get_body(("html",)).get_content()  # type: ignore[union-attr]
+        row = await stored_message(app, tenant, int(r.json()["id"]))
+        assert row is not None and row.delivery_status == "sent"
+
+    async def test_without_a_channel_that_can_send_the_response_is_refused(
+        self, client: httpx.AsyncClient, tenant: Tenant
+    ) -> None:
+        channel = await create_channel(client, tenant, "Email")
+        incoming = await received(client, tenant, channel)
+        body = {"ticket_id": str(incoming["ticketID"]), "type": "response", "content": "<p>Hi</p>"}
+        auth = {"Authorization": f"Bearer {tenant.login_token()}"}
+        r = await client.post("/helpdesk/api/messages", json=body, headers=auth)
+        assert r.status_code == 422 and r.json()["code"] == "SMTP_NOT_CONFIGURED"
+        listed = await client.get(
+            f"/api/TicketMessages?ticketId={incoming['ticketID']}", headers=tenant.headers
+        )
+        assert listed.json()["totalCount"] == 1  # nothing half-written
+        r = await client.post("/helpdesk/api/messages", json={**body, "send_email": False}, headers=auth)
+        assert r.status_code == 201

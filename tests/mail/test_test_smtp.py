@@ -72,9 +72,13 @@ async def test_a_refused_port_names_the_connection(
 
 
 async def test_an_untrusted_certificate_names_the_certificate(
-    app: FastAPI, client: httpx.AsyncClient, tenant: Tenant, smtp_sink: SmtpSink
+    app: FastAPI,
+    client: httpx.AsyncClient,
+    tenant: Tenant,
+    smtp_sink: SmtpSink,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    assert app.state.settings.smtp_ca_file is None  # the sink's CA is not trusted
+    monkeypatch.setattr(app.state.settings, "smtp_ca_file", None)  # the sink's CA is not trusted
     channel_id = await email_channel(client, tenant, email_channel_settings(smtp_sink))
     body = (await try_smtp(client, tenant, channel_id)).json()
     assert (body["ok"], body["stage"], body["serverText"]) == (False, "tls", None)

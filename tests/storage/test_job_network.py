@@ -31,7 +31,8 @@ EXEMPT = {
     "system.noop": "does nothing",
     "tickets.delete_recordings": "unlinks files of the local data dir (inside call_out(), tested below)",
 }
-WALKED = {"storage.delete_blobs", "storage.sweep"}
+# The email jobs are walked in tests/mail/test_send.py (TestMailJobsCallOutWithNoTransaction).
+WALKED = {"storage.delete_blobs", "storage.sweep", "email.send", "email.escalation_notice"}
 
 
 def test_every_job_type_of_deskpal_is_walked_or_exempt() -> None:

@@ -90,12 +90,15 @@ async def send(ctx: Ctx, outgoing: OutgoingMessage) -> TicketMessage:
     ticket = await _thread(ctx, outgoing)
     msg = new_row(ctx, ticket, new, html_field=outgoing.html_field)
     deliver = outgoing.deliver and not (new.is_internal_note or new.is_draft)
+    by_mail = deliver and delivery.sends_by_mail(msg.channel_type)
     if deliver:
         _check_recipients(msg)
         _record_pending(msg, msg.created_at)
+    if by_mail:
+        await delivery.prepare(ctx, msg)
     stored = await _store(ctx, ticket, outgoing, msg, reopen=True)
-    if deliver and delivery.sends_by_mail(stored.channel_type):
-        await delivery.queue(ctx, stored, storage=runtime().storage_locator, as_links=outgoing.as_links)
+    if by_mail:
+        await delivery.enqueue(ctx, stored, storage=runtime().storage_locator, as_links=outgoing.as_links)
     return stored
 
 
@@ -115,7 +118,9 @@ async def send_existing(ctx: Ctx, msg: TicketMessage, *, as_links: bool = False)
         ticket = await ticket_queries.get_ticket_row(ctx, msg.ticket_id)
         await update_now(ctx.db, ticket, await latest.became_public(ctx, ticket, msg, reopen=True))
     _record_pending(msg, now)
-    await delivery.queue(ctx, msg, storage=runtime().storage_locator, as_links=as_links)
+    await delivery.prepare(ctx, msg)
+    await ctx.db.flush()
+    await delivery.enqueue(ctx, msg, storage=runtime().storage_locator, as_links=as_links)
     return msg
 
 

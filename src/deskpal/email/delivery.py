@@ -75,12 +75,9 @@ def sender_address(channel: Channel) -> str:
     return str(settings.get("fromAddress") or settings.get("smtpUser") or "")
 
 
-async def queue(ctx: Ctx, msg: TicketMessage, *, storage: str | None, as_links: bool = False) -> None:
-    """Fix the message's Message-ID and write its send job, in the caller's transaction.
-
-    The message must be written (it has its id). The job's key names this request of the send
-    (its send_requested_at): a retried request is one job, a failed message sent again another.
-    """
+async def prepare(ctx: Ctx, msg: TicketMessage) -> None:
+    """Before the message is written: the channel that sends it (SmtpNotConfigured when none can),
+    its sender when it names none, its Message-ID fixed before the first attempt, `queued`."""
     channel = await mail_channel(ctx, msg.channel_id)
     if not msg.from_address:
         msg.from_address = sender_address(channel)
@@ -88,7 +85,12 @@ async def queue(ctx: Ctx, msg: TicketMessage, *, storage: str | None, as_links: 
     if msg.message_identifier is None:
         msg.message_identifier = compose.new_message_id(msg.from_address or sender_address(channel))
     msg.delivery_status, msg.delivery_error, msg.delivery_response = DeliveryStatus.QUEUED.value, None, None
-    await ctx.db.flush()
+
+
+async def enqueue(ctx: Ctx, msg: TicketMessage, *, storage: str | None, as_links: bool = False) -> None:
+    """Write the prepared message's send job, in the caller's transaction (the message is written:
+    it has its id). The job's key names this request of the send (its send_requested_at): a retried
+    request is one job, a failed message sent again another."""
     await ctx.enqueue(
         SEND_KIND,
         SendMail(message_id=msg.message_id, storage=storage, attachments_as_links=as_links),
