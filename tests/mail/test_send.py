@@ -433,3 +433,134 @@ class TestHelpdeskResponses:
         assert listed.json()["totalCount"] == 1  # nothing half-written
         r = await client.post("/helpdesk/api/messages", json={**body, "send_email": False}, headers=auth)
         assert r.status_code == 201
+
+
+def _path_of(url: str) -> str:
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(url)
+    return f"{parts.path}?{parts.query}"
+
+
+class TestWhatTheMailCarries:
+    async def _job_ad_mail(
+        self, client: httpx.AsyncClient, tenant: Tenant, channel: dict[str, Any], to: str = "ann@x.test"
+    ) -> dict[str, Any]:
+        draft = await create_message(
+            client, tenant.headers, channelID=channel["channelID"], incoming=False, isDraft=True,
+            subject="Your application", message="Thanks for applying.", toAddress=to,
+            customFieldsData={"jobAdID": "J-7"},
+        )  # fmt: skip
+        assert (await send(client, tenant, draft["messageID"], "send-new")).status_code == 200
+        return draft
+
+    async def test_pixel_and_one_click_unsubscribe_work_from_the_mail_itself(
+        self,
+        app: FastAPI,
+        client: httpx.AsyncClient,
+        tenant: Tenant,
+        mail_channel: dict[str, Any],
+        smtp_sink: Any,
+    ) -> None:
+        import re
+
+        draft = await self._job_ad_mail(client, tenant, mail_channel)
+        await run_jobs_until_idle(app)
+        mail = parsed(smtp_sink)
+        assert mail["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
+        unsubscribe = str(mail["List-Unsubscribe"]).strip("<>")
+        html = mail.get_body(("html",)).get_content()  # type: ignore[union-attr]
+        pixel = re.search(r'src="([^"]*/api/TicketMessages/ot\?token=[^"]+)"', html)
+        assert pixel is not None
+        seen = await client.get(_path_of(pixel.group(1).replace("&amp;", "&")))
+        assert seen.status_code == 200 and seen.headers["content-type"] == "image/gif"
+        row = await stored_message(app, tenant, draft["messageID"])
+        assert row is not None and row.is_opened and row.open_count == 1
+        one_click = await client.post(
+            _path_of(unsubscribe),
+            content="List-Unsubscribe=One-Click",
+            headers={"Content-Type": "application/x-www-form-urlencoded"},
+        )
+        assert one_click.status_code == 200, one_click.text
+        later = await self._job_ad_mail(client, tenant, mail_channel)
+        await run_jobs_until_idle(app)
+        assert len(smtp_sink.messages) == 1  # the second job-ad mail to ann was not sent
+        detail = (
+            await client.get(f"/api/TicketMessages/{later['messageID']}", headers=tenant.headers)
+        ).json()
+        assert detail["deliveryStatus"] == "suppressed" and detail["sendPending"] is False
+
+    async def test_the_default_template_wraps_the_reply(
+        self,
+        app: FastAPI,
+        client: httpx.AsyncClient,
+        tenant: Tenant,
+        mail_channel: dict[str, Any],
+        smtp_sink: Any,
+    ) -> None:
+        made = await client.post(
+            "/api/EmailTemplates",
+            json={
+                "name": "House style",
+                "header": "<p>Dear {{ end_user.name }},</p>",
+                "signature": "<p>{{ rep.name }}, {{ channel.name }}</p>",
+                "footer": "<p>Acme Ltd, ticket {{ ticket.id }}</p>",
+                "isDefault": True,
+            },
+            headers=tenant.headers,
+        )
+        assert made.status_code == 201, made.text
+        incoming = await received(client, tenant, mail_channel)
+        assert (
+            await send(client, tenant, incoming["messageID"], modifiedAnswer="It ships.")
+        ).status_code == 200
+        await run_jobs_until_idle(app)
+        text = parsed(smtp_sink).get_body(("plain",)).get_content()  # type: ignore[union-attr]
+        order = [
+            text.index(s) for s in ("Dear Zoë Customer,", "It ships.", "Admin, Support mail", "Acme Ltd")
+        ]
+        assert order == sorted(order), text
+        assert f"ticket {incoming['ticketID']}" in text
+
+    async def test_inline_images_ride_in_multipart_related(
+        self,
+        app: FastAPI,
+        client: httpx.AsyncClient,
+        tenant: Tenant,
+        mail_channel: dict[str, Any],
+        smtp_sink: Any,
+    ) -> None:
+        from sqlalchemy import update
+
+        from deskpal.attachments.models import TicketMessageAttachment
+
+        incoming = await received(
+            client, tenant, mail_channel, htmlBody='<p>See <img src="cid:logo@x"> and the file.</p>'
+        )
+        for name, kind in (("logo.png", "image/png"), ("terms.pdf", "application/pdf")):
+            up = await client.post(
+                f"/api/TicketMessages/{incoming['messageID']}/attachments",
+                files={"file": (name, b"\x89PNG bytes" if kind == "image/png" else b"%PDF", kind)},
+                headers=tenant.headers,
+            )
+            assert up.status_code in (200, 201), up.text
+        async with transaction(db_of(app), customer_id=tenant.customer_id) as db:
+            await db.execute(
+                update(TicketMessageAttachment)
+                .where(TicketMessageAttachment.file_name == "logo.png")
+                .values(content_id="logo@x")
+            )
+        draft = await create_message(
+            client, tenant.headers, forwardFromMessageID=incoming["messageID"], incoming=False, isDraft=True,
+            message="Forwarding.", toAddress="colleague@acme.test",
+        )  # fmt: skip
+        assert (await send(client, tenant, draft["messageID"], "send-forward")).status_code == 200
+        await run_jobs_until_idle(app)
+        mail = parsed(smtp_sink)
+        assert mail.get_content_type() == "multipart/mixed"
+        related = next(p for p in mail.iter_parts() if p.get_content_type() == "multipart/related")
+        kinds = [p.get_content_type() for p in related.iter_parts()]
+        assert kinds == ["multipart/alternative", "image/png"]
+        image = list(related.iter_parts())[1]
+        assert image["Content-ID"] == "<logo@x>"
+        assert [p.get_filename() for p in mail.iter_attachments()] == ["terms.pdf"]

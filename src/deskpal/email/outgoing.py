@@ -7,9 +7,11 @@ MIME. Both the preview endpoint and the worker call it, so the preview is the ma
 
 from __future__ import annotations
 
+import email.utils
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from email.headerregistry import Address
 from typing import Any
 
 from sqlalchemy import false, select
@@ -120,13 +122,12 @@ async def assemble(ctx: Ctx, msg: TicketMessage, *, when: datetime | None = None
 
 
 def _split(addresses: str | None) -> list[str]:
-    """Stored address lists are comma- or semicolon-separated; commas inside quoted names stay."""
+    """Stored address lists are comma- or semicolon-separated; commas inside quoted names stay.
+    Names stay as written (compose encodes them): `Zoë <zoe@x>`, never an encoded word."""
     if not addresses:
         return []
-    import email.utils
-
     pairs = email.utils.getaddresses([addresses.replace(";", ",")])
-    return [email.utils.formataddr(pair) if pair[0] else pair[1] for pair in pairs if pair[1]]
+    return [str(Address(display_name=name, addr_spec=addr)) if name else addr for name, addr in pairs if addr]
 
 
 async def _message(ctx: Ctx, message_id: int | None) -> TicketMessage | None:
@@ -210,8 +211,6 @@ async def _context(ctx: Ctx, msg: TicketMessage, ticket: Ticket, channel: Channe
     rep = await ctx.db.get(CustomerRep, msg.customer_rep_id) if msg.customer_rep_id else None
     customer = await ctx.db.get(Customer, ctx.customer_id)
     to = _split(msg.to_address)
-    import email.utils
-
     end_name, end_email = email.utils.parseaddr(to[0]) if to else ("", "")
     return {
         "ticket": {"id": ticket.ticket_id, "subject": ticket.subject or ""},

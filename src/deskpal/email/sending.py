@@ -8,6 +8,7 @@ steps in a savepoint it rolls back, and shows the mail they make (email/outgoing
 from __future__ import annotations
 
 from dataclasses import dataclass
+from email.headerregistry import Address
 from typing import Any
 
 from sqlalchemy import false, select
@@ -84,9 +85,8 @@ async def _draft_of(ctx: Ctx, original: TicketMessage) -> TicketMessage | None:
 def _reply(original: TicketMessage, text: str, sender: SenderType) -> OutgoingMessage:
     sender_address = original.from_address
     if sender_address and original.from_name:
-        import email.utils
-
-        sender_address = email.utils.formataddr((original.from_name, sender_address))
+        # As written (`Zoë <zoe@x>`): the stored address shows the name; compose encodes it.
+        sender_address = str(Address(display_name=original.from_name, addr_spec=sender_address))
     new = NewMessage(
         message=text,
         text_body=text,
