@@ -32,6 +32,7 @@ PUBLIC_ROUTES: dict[tuple[str, str], ActorKind | None] = {
     ("POST", "/api/Auth/login"): None,  # exchanges credentials for a token; no actor yet
     ("POST", "/api/Tickets/createchatticket"): ActorKind.VISITOR,
     ("GET", "/api/File/{accessToken}"): ActorKind.LINK,
+    ("GET", "/api/File/link/{link}"): ActorKind.LINK,
     # Links in sent mail: the tracking pixel, the job-ad unsubscribe link and its one-click POST.
     ("GET", "/api/TicketMessages/ot"): ActorKind.LINK,
     ("GET", "/api/TicketMessages/unsubscribejobad"): ActorKind.LINK,

@@ -14,6 +14,7 @@ PUBLIC = {
     ("POST", "/api/Auth/login"),
     ("POST", "/api/Tickets/createchatticket"),
     ("GET", "/api/File/{accessToken}"),
+    ("GET", "/api/File/link/{link}"),
     ("GET", "/api/TicketMessages/ot"),
     ("GET", "/api/TicketMessages/unsubscribejobad"),
     ("POST", "/api/TicketMessages/unsubscribejobad"),

@@ -564,3 +564,84 @@ class TestWhatTheMailCarries:
         image = list(related.iter_parts())[1]
         assert image["Content-ID"] == "<logo@x>"
         assert [p.get_filename() for p in mail.iter_attachments()] == ["terms.pdf"]
+
+
+class TestOversizedAttachments:
+    @pytest.fixture
+    async def small_channel(
+        self, client: httpx.AsyncClient, tenant: Tenant, smtp_sink: Any
+    ) -> dict[str, Any]:
+        from tests.mail.smtp_sink import email_channel_settings
+
+        settings = email_channel_settings(smtp_sink, fromAddress="small@acme.test", maxAttachmentBytes=10)
+        return await create_channel(client, tenant, "Email", settings=settings)
+
+    async def _draft_with_file(
+        self, client: httpx.AsyncClient, tenant: Tenant, channel: dict[str, Any]
+    ) -> dict[str, Any]:
+        draft = await create_message(
+            client, tenant.headers, channelID=channel["channelID"], incoming=False, isDraft=True,
+            subject="The report", message="Here it is.", toAddress="ann@x.test",
+        )  # fmt: skip
+        up = await client.post(
+            f"/api/TicketMessages/{draft['messageID']}/attachments",
+            files={"file": ("report.csv", b"a,b\n" * 10, "text/csv")},
+            headers=tenant.headers,
+        )
+        assert up.status_code in (200, 201), up.text
+        return draft
+
+    async def test_without_a_decision_the_409_names_the_files_and_the_decisions(
+        self,
+        app: FastAPI,
+        client: httpx.AsyncClient,
+        tenant: Tenant,
+        small_channel: dict[str, Any],
+        smtp_sink: Any,
+    ) -> None:
+        draft = await self._draft_with_file(client, tenant, small_channel)
+        for body in ({}, {"oversizedAttachmentDecision": "refuse"}):
+            r = await send(client, tenant, draft["messageID"], "send-new", **body)
+            assert r.status_code == 409 and r.json()["code"] == "ATTACHMENTS_TOO_LARGE", r.text
+            assert "report.csv" in r.json()["detail"]
+            assert r.json()["errors"][0]["field"] == "oversizedAttachmentDecision"
+        assert "'links'" in (await send(client, tenant, draft["messageID"], "send-new")).json()["detail"]
+        row = await stored_message(app, tenant, draft["messageID"])
+        assert row is not None and row.is_draft and row.delivery_status is None  # nothing written
+        await run_jobs_until_idle(app)
+        assert not smtp_sink.messages
+
+    async def test_links_send_expiring_download_links_instead(
+        self,
+        app: FastAPI,
+        client: httpx.AsyncClient,
+        tenant: Tenant,
+        small_channel: dict[str, Any],
+        smtp_sink: Any,
+    ) -> None:
+        import re
+
+        draft = await self._draft_with_file(client, tenant, small_channel)
+        r = await send(client, tenant, draft["messageID"], "send-new", oversizedAttachmentDecision="links")
+        assert r.status_code == 200, r.text
+        await run_jobs_until_idle(app)
+        mail = parsed(smtp_sink)
+        assert list(mail.iter_attachments()) == []
+        text = mail.get_body(("plain",)).get_content()  # type: ignore[union-attr]
+        found = re.search(r"report\.csv: (\S+/api/File/link/\S+)", text)
+        assert found is not None, text
+        got = await client.get(_path_of(found.group(1)).rstrip("?"))
+        assert got.status_code == 200 and got.content == b"a,b\n" * 10
+        forged = _path_of(found.group(1)).rstrip("?")[:-3] + "AAA"
+        assert (await client.get(forged)).status_code == 404
+
+    async def test_an_expired_link_is_410(
+        self, app: FastAPI, client: httpx.AsyncClient, tenant: Tenant
+    ) -> None:
+        from datetime import timedelta
+
+        from deskpal.attachments.links import file_link
+
+        link = file_link("", tenant.customer_id, 1, ttl=timedelta(seconds=-1))
+        r = await client.get(link)
+        assert r.status_code == 410 and "expired" in r.json()["detail"]

@@ -72,6 +72,16 @@ async def _attachment(app: FastAPI, client: httpx.AsyncClient, tenant: Tenant) -
     return f"/api/File/{response.json()['accessToken']}", {}  # public: the token is the credential
 
 
+async def _link(app: FastAPI, client: httpx.AsyncClient, tenant: Tenant) -> tuple[str, dict[str, str]]:
+    from deskpal.attachments.links import file_link
+
+    _, message_id = await make_message(app, client, tenant)
+    response = await upload(client, tenant.headers, message_id, DATA, "clip.bin", "application/octet-stream")
+    assert response.status_code == 201, response.text
+    # An oversized mail's expiring link (email/outbox.py): public, the signed link is the credential.
+    return file_link("", tenant.customer_id, response.json()["ticketMessageAttachmentID"]), {}
+
+
 async def _recording(app: FastAPI, client: httpx.AsyncClient, tenant: Tenant) -> tuple[str, dict[str, str]]:
     ticket_id = (await create_ticket(client, tenant.headers, channelType="Phone"))["ticketID"]
     response = await client.put(
@@ -85,6 +95,7 @@ async def _recording(app: FastAPI, client: httpx.AsyncClient, tenant: Tenant) ->
 
 FILE_ROUTES: dict[str, Setup] = {
     "/api/File/{accessToken}": _attachment,
+    "/api/File/link/{link}": _link,
     "/api/Tickets/{ticketId}/play": _recording,
 }
 

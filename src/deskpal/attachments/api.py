@@ -8,11 +8,11 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Path, Request, Response
 from fastapi.responses import StreamingResponse
 
-from deskpal.attachments import service
+from deskpal.attachments import links, service
 from deskpal.attachments.schemas import TicketMessageAttachmentDTO
 from deskpal.auth.owners import customer_of_attachment_token
 from deskpal.core.context import ActorKind, Ctx
-from deskpal.core.errors import NotFound
+from deskpal.core.errors import Gone, NotFound
 from deskpal.core.permissions import Perm, PublicUnit, public, ticket_access, write_unit
 from deskpal.core.routing import mount
 from deskpal.core.schemas import IdPath
@@ -126,6 +126,50 @@ async def download_file(
     if customer_id is None:
         raise NotFound("no such file")
     row = await service.find_by_token(unit.bind(customer_id), token)
+    if row is None:
+        raise NotFound("no such file")
+    return await blob_response(
+        request,
+        storage_of(request),
+        row.storage_key,
+        size=row.file_size_bytes,
+        content_type=row.content_type,
+        file_name=row.file_name,
+    )
+
+
+@files_router.get(
+    "/link/{link}",
+    response_class=StreamingResponse,
+    responses={
+        200: {"description": "the file", "content": _BYTES},
+        206: {"description": "the requested byte range", "content": _BYTES},
+        410: {"description": "the link expired", "content": _PROBLEM},
+    },
+)
+async def download_by_link(
+    request: Request,
+    unit: Annotated[
+        PublicUnit,
+        public(
+            ActorKind.LINK,
+            write=False,
+            reason="download links in mail whose attachments were too large to send: the signed, "
+            "expiring link is the credential; a forged or garbled one is 404, an expired one 410",
+        ),
+    ],
+    link: Annotated[str, Path(max_length=200)],
+) -> Response:
+    """The bytes of an attachment through an expiring link (sent instead of oversized attachments,
+    docs/mail.md); the same HEAD, Range and ETag handling as GET /api/File/{accessToken}."""
+    try:
+        opened = links.open_link(link)
+    except links.LinkExpired:
+        raise Gone("this download link has expired: ask the sender for the file again") from None
+    if opened is None:
+        raise NotFound("no such file")
+    customer_id, attachment_id = opened
+    row = await service.find_attachment(unit.bind(customer_id), attachment_id)
     if row is None:
         raise NotFound("no such file")
     return await blob_response(

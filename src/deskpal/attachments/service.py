@@ -174,6 +174,11 @@ async def storage_keys_of_tickets(ctx: Ctx, ticket_ids: Sequence[int]) -> list[s
     return list((await ctx.db.scalars(stmt)).all())
 
 
+async def find_attachment(ctx: Ctx, attachment_id: int) -> TicketMessageAttachment | None:
+    """The customer's attachment by id, whoever may see its ticket (a signed link names it)."""
+    return await ctx.db.get(TicketMessageAttachment, attachment_id)
+
+
 async def find_by_token(ctx: Ctx, access_token: str) -> TicketMessageAttachment | None:
     stmt = select(TicketMessageAttachment).where(TicketMessageAttachment.access_token == access_token)
     return (await ctx.db.scalars(stmt)).first()

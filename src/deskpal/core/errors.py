@@ -67,6 +67,10 @@ class NotFound(DeskpalError):
     status, code, title = 404, "NOT_FOUND", "Not found"
 
 
+class Gone(DeskpalError):
+    status, code, title = 410, "GONE", "Gone"
+
+
 class Conflict(DeskpalError):
     status, code, title = 409, "CONFLICT", "Conflict"
 

@@ -13,6 +13,9 @@ from deskpal.core.addresses import EmailAddress, normalize_email
 Text200 = Annotated[str | None, Field(default=None, max_length=200)]
 Port = Annotated[int | None, Field(default=None, ge=1, le=65535)]
 Security = Literal["ssl", "starttls", "none"] | None
+TicketTag = Annotated[
+    str, Field(min_length=len("{ticketID}"), max_length=40, pattern=r"^[^\r\n]*\{ticketID\}[^\r\n]*$")
+]
 
 
 class EmailSettings(ChannelSettings):
@@ -32,6 +35,10 @@ class EmailSettings(ChannelSettings):
     fromName: Text200
     # Where escalation notices go when the escalating request names no address (docs/mail.md).
     escalationAddress: EmailAddress | None = None
+    # The ticket reference in subjects; inbound threading reads it too (docs/mail.md, "Threading").
+    ticketTag: TicketTag | None = None
+    # What a mail's attachments may weigh together; over it, send asks for a decision (links/refuse).
+    maxAttachmentBytes: Annotated[int | None, Field(default=None, ge=1, le=1024**3)]
 
 
 def _mailboxes(settings: dict[str, Any]) -> list[tuple[str, str]]:

@@ -14,6 +14,7 @@ from dataclasses import replace
 
 from sqlalchemy import update
 
+from deskpal.attachments.links import LINK_TTL, file_link
 from deskpal.channels.service import secret_settings
 from deskpal.core.context import Ctx
 from deskpal.core.db import utcnow
@@ -76,21 +77,24 @@ async def _prepare(job: JobContext, p: SendMail) -> tuple[Assembled, smtp.SmtpCo
     return assembled, config, recipients
 
 
-async def _parts(store: Storage | None, assembled: Assembled, as_links: bool) -> Assembled:
+async def _parts(job: JobContext, store: Storage | None, assembled: Assembled, as_links: bool) -> Assembled:
     """The attachments' bytes read from storage; over the channel's limit with `as_links`, the
-    files go as download links in the body instead."""
+    files go as expiring download links in the body instead (attachments/links.py)."""
     mail = assembled.mail
     if not assembled.attachments:
         return assembled
     if as_links and assembled.oversized():
         base = runtime().public_url
-        links = [f"{a.file_name}: {base}/api/File/{a.access_token}" for a in assembled.attachments]
-        text = "\n".join([mail.text or "", "", "Attachments:", *links])
-        html_links = "".join(
-            f'<li><a href="{base}/api/File/{a.access_token}">{_escape(a.file_name)}</a></li>'
-            for a in assembled.attachments
+        urls = [
+            (a.file_name, file_link(base, job.customer_id, a.attachment_id)) for a in assembled.attachments
+        ]
+        days = LINK_TTL.days
+        text = "\n".join([mail.text or "", "", f"Attachments (links valid for {days} days):"])
+        text += "".join(f"\n{name}: {url}" for name, url in urls)
+        items = "".join(f'<li><a href="{_escape(url)}">{_escape(name)}</a></li>' for name, url in urls)
+        html = (mail.html or compose.text_to_html(mail.text or "")) + (
+            f"<p>Attachments (links valid for {days} days):</p><ul>{items}</ul>"
         )
-        html = (mail.html or "") + f"<p>Attachments:</p><ul>{html_links}</ul>"
         return replace(assembled, mail=replace(mail, text=text, html=html), attachments=[])
     if store is None:
         raise RetryableJobError("no storage is configured in this process to read the attachments from")
@@ -123,7 +127,7 @@ async def send_mail(job: JobContext, p: SendMail) -> None:
     assembled, config, recipients = prepared
     store = storage_for(p.storage) if p.storage else None
     async with job.call_out():
-        assembled = await _parts(store, assembled, p.attachments_as_links)
+        assembled = await _parts(job, store, assembled, p.attachments_as_links)
         message = compose.build(assembled.mail)
         try:
             accepted = await smtp.deliver(

@@ -36,6 +36,7 @@ DEFAULT_MAX_ATTACHMENT_BYTES = 20 * 1024 * 1024
 class AttachmentSource:
     """An attachment the mail carries: its metadata, and where its bytes are."""
 
+    attachment_id: int
     file_name: str
     content_type: str
     size: int
@@ -234,6 +235,7 @@ async def attachments_of(ctx: Ctx, message_ids: Sequence[int]) -> list[Attachmen
     )
     return [
         AttachmentSource(
+            attachment_id=a.ticket_message_attachment_id,
             file_name=a.file_name,
             content_type=a.content_type,
             size=a.file_size_bytes,
