@@ -20,6 +20,7 @@ from sqlalchemy.ext.asyncio import create_async_engine
 
 from deskpal.app import create_app
 from deskpal.config import Settings
+from deskpal.email import runtime as email_runtime
 from deskpal.migrate import upgrade_async
 from tests.mail.smtp_sink import (
     Certificates,
@@ -145,6 +146,9 @@ async def shared_app(db_url: str, data_dir: Path, smtp_certificates: Certificate
 @pytest.fixture
 async def app(shared_app: FastAPI) -> AsyncIterator[FastAPI]:
     """The app on a clean database: one app per database kind, every table emptied after each test."""
+    # What jobs read where no request is (email/runtime.py) is the process's: another app a test made
+    # since (tests/core, tests/admin) may have set its own.
+    email_runtime.configure(shared_app.state.settings, shared_app.state.storage)
     try:
         yield shared_app
     finally:
