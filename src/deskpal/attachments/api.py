@@ -9,6 +9,7 @@ from fastapi import APIRouter, Path, Request, Response
 from fastapi.responses import StreamingResponse
 
 from deskpal.attachments import links, service
+from deskpal.attachments.models import TicketMessageAttachment
 from deskpal.attachments.schemas import TicketMessageAttachmentDTO
 from deskpal.auth.owners import customer_of_attachment_token
 from deskpal.core.context import ActorKind, Ctx
@@ -91,16 +92,32 @@ async def delete_attachment(ctx: Write, request: Request, id: IdPath, attachment
     await service.delete_attachment(ctx, storage_of(request), id, attachment_id)
 
 
+async def _serve(request: Request, row: TicketMessageAttachment | None) -> Response:
+    if row is None:
+        raise NotFound("no such file")
+    return await blob_response(
+        request,
+        storage_of(request),
+        row.storage_key,
+        size=row.file_size_bytes,
+        content_type=row.content_type,
+        file_name=row.file_name,
+    )
+
+
+_FILE_RESPONSES: dict[int | str, dict[str, Any]] = {
+    200: {"description": "the file", "content": _BYTES},
+    206: {"description": "the requested byte range", "content": _BYTES},
+    304: {"description": "If-None-Match names the file's ETag: the client's copy is current"},
+    412: {"description": "If-Match names another ETag", "content": _PROBLEM},
+    416: {"description": "the range lies outside the file", "content": _PROBLEM},
+}
+
+
 @files_router.get(
     "/{accessToken}",
     response_class=StreamingResponse,
-    responses={
-        200: {"description": "the file", "content": _BYTES},
-        206: {"description": "the requested byte range", "content": _BYTES},
-        304: {"description": "If-None-Match names the file's ETag: the client's copy is current"},
-        412: {"description": "If-Match names another ETag", "content": _PROBLEM},
-        416: {"description": "the range lies outside the file", "content": _PROBLEM},
-    },
+    responses=_FILE_RESPONSES,
 )
 async def download_file(
     request: Request,
@@ -125,27 +142,13 @@ async def download_file(
     customer_id = await customer_of_attachment_token(unit.db, token)
     if customer_id is None:
         raise NotFound("no such file")
-    row = await service.find_by_token(unit.bind(customer_id), token)
-    if row is None:
-        raise NotFound("no such file")
-    return await blob_response(
-        request,
-        storage_of(request),
-        row.storage_key,
-        size=row.file_size_bytes,
-        content_type=row.content_type,
-        file_name=row.file_name,
-    )
+    return await _serve(request, await service.find_by_token(unit.bind(customer_id), token))
 
 
 @files_router.get(
     "/link/{link}",
     response_class=StreamingResponse,
-    responses={
-        200: {"description": "the file", "content": _BYTES},
-        206: {"description": "the requested byte range", "content": _BYTES},
-        410: {"description": "the link expired", "content": _PROBLEM},
-    },
+    responses={**_FILE_RESPONSES, 410: {"description": "the link expired", "content": _PROBLEM}},
 )
 async def download_by_link(
     request: Request,
@@ -169,14 +172,4 @@ async def download_by_link(
     if opened is None:
         raise NotFound("no such file")
     customer_id, attachment_id = opened
-    row = await service.find_attachment(unit.bind(customer_id), attachment_id)
-    if row is None:
-        raise NotFound("no such file")
-    return await blob_response(
-        request,
-        storage_of(request),
-        row.storage_key,
-        size=row.file_size_bytes,
-        content_type=row.content_type,
-        file_name=row.file_name,
-    )
+    return await _serve(request, await service.find_attachment(unit.bind(customer_id), attachment_id))

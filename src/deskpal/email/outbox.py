@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import replace
+from html import escape
 
 from sqlalchemy import update
 
@@ -91,7 +92,7 @@ async def _parts(job: JobContext, store: Storage | None, assembled: Assembled, a
         days = LINK_TTL.days
         text = "\n".join([mail.text or "", "", f"Attachments (links valid for {days} days):"])
         text += "".join(f"\n{name}: {url}" for name, url in urls)
-        items = "".join(f'<li><a href="{_escape(url)}">{_escape(name)}</a></li>' for name, url in urls)
+        items = "".join(f'<li><a href="{escape(url)}">{escape(name)}</a></li>' for name, url in urls)
         html = (mail.html or compose.text_to_html(mail.text or "")) + (
             f"<p>Attachments (links valid for {days} days):</p><ul>{items}</ul>"
         )
@@ -100,12 +101,6 @@ async def _parts(job: JobContext, store: Storage | None, assembled: Assembled, a
         raise RetryableJobError("no storage is configured in this process to read the attachments from")
     parts = [await _read(store, a) for a in assembled.attachments]
     return replace(assembled, mail=replace(mail, attachments=parts))
-
-
-def _escape(text: str) -> str:
-    from html import escape
-
-    return escape(text)
 
 
 async def _read(store: Storage, source: AttachmentSource) -> compose.Part:

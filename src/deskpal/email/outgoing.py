@@ -28,7 +28,6 @@ from deskpal.email.service import template_for
 from deskpal.messages.models import SenderType, TicketMessage
 from deskpal.tickets.models import Ticket
 
-DEFAULT_TAG = "[#{ticketID}]"
 DEFAULT_MAX_ATTACHMENT_BYTES = 20 * 1024 * 1024
 
 
@@ -68,7 +67,7 @@ def channel_limit(channel: Channel) -> int:
 
 def ticket_tag(channel: Channel) -> str:
     tag = (channel.settings or {}).get("ticketTag")
-    return tag if isinstance(tag, str) and "{ticketID}" in tag else DEFAULT_TAG
+    return tag if isinstance(tag, str) and "{ticketID}" in tag else compose.DEFAULT_TAG
 
 
 async def assemble(ctx: Ctx, msg: TicketMessage, *, when: datetime | None = None) -> Assembled:

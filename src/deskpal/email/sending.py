@@ -72,16 +72,6 @@ def _reply_text(original: TicketMessage, request: Request) -> tuple[str, SenderT
     return None
 
 
-async def _draft_of(ctx: Ctx, original: TicketMessage) -> TicketMessage | None:
-    stmt = (
-        message_queries.select_visible(ctx.actor)
-        .where(TicketMessage.reply_to_message_id == original.message_id, TicketMessage.is_draft.is_(True))
-        .order_by(TicketMessage.created_at.desc(), TicketMessage.message_id.desc())
-        .limit(1)
-    )
-    return (await ctx.db.scalars(stmt)).first()
-
-
 def _reply(original: TicketMessage, text: str, sender: SenderType) -> OutgoingMessage:
     sender_address = original.from_address
     if sender_address and original.from_name:
@@ -118,7 +108,7 @@ async def _prepared(ctx: Ctx, original: TicketMessage, request: Request) -> Tick
     chosen = _reply_text(original, request)
     if chosen is not None:
         return _reply(original, *chosen)
-    draft = await _draft_of(ctx, original)
+    draft = await message_queries.find_draft(ctx, original.message_id)
     if draft is not None:
         return draft
     if original.ai_generated_response and original.ai_generated_response.strip():

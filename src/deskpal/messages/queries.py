@@ -84,16 +84,21 @@ async def get_message(ctx: Ctx, message_id: int) -> TicketMessage:
     return msg
 
 
-async def get_draft(ctx: Ctx, message_id: int) -> TicketMessage:
-    """The current (newest) draft replying to this message, or NotFound."""
-    await get_message(ctx, message_id)
+async def find_draft(ctx: Ctx, message_id: int) -> TicketMessage | None:
+    """The current (newest) visible draft replying to this message, or None."""
     stmt = (
         select_visible(ctx.actor)
         .where(TicketMessage.reply_to_message_id == message_id, TicketMessage.is_draft == true())
         .order_by(TicketMessage.created_at.desc(), TicketMessage.message_id.desc())
         .limit(1)
     )
-    draft = (await ctx.db.scalars(stmt)).first()
+    return (await ctx.db.scalars(stmt)).first()
+
+
+async def get_draft(ctx: Ctx, message_id: int) -> TicketMessage:
+    """The current (newest) draft replying to this message, or NotFound."""
+    await get_message(ctx, message_id)
+    draft = await find_draft(ctx, message_id)
     if draft is None:
         raise NotFound(f"message {message_id} has no draft reply", code="NO_DRAFT")
     return await get_message(ctx, draft.message_id)
