@@ -31,7 +31,6 @@ from deskpal.email.outgoing import Assembled, AssemblyCache, AttachmentSource, a
 from deskpal.email.runtime import runtime
 from deskpal.messages.models import TicketMessage
 from deskpal.storage import Storage, storage_for
-from deskpal.tickets.models import Ticket
 
 log = logging.getLogger("deskpal.email")
 
@@ -77,17 +76,15 @@ class _Mail:
 
 async def _prepare(batch: JobBatch) -> list[_Mail]:
     """One transaction for the whole batch: each message still on its way assembled (the batch's
-    tickets read in one statement; template, channel and customer once), those that cannot be
-    sent settled, the rest marked `sending`."""
+    tickets and attachments read in one statement each; template, channel and customer once),
+    those that cannot be sent settled, the rest marked `sending`."""
     items = {item.payload.message_id: item for item in batch.items}
     mails: list[_Mail] = []
     async with batch.db() as ctx:
         stmt = select(TicketMessage).where(TicketMessage.message_id.in_(list(items)))
         messages = [m for m in (await ctx.db.scalars(stmt)).all() if m.delivery_status in _IN_FLIGHT]
-        tickets = {m.ticket_id for m in messages}
-        if tickets:  # into the session's identity map: assemble's ctx.db.get reads no more
-            await ctx.db.scalars(select(Ticket).where(Ticket.ticket_id.in_(tickets)))
         cache = AssemblyCache()
+        await cache.prefetch(ctx, messages)
         for msg in messages:  # the others were deleted, or their send already ended
             item = items[msg.message_id]
             mail = await _prepare_one(ctx, item, msg, cache)
