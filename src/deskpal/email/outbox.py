@@ -174,8 +174,13 @@ async def send_mails(batch: JobBatch) -> None:
     for mail in mails:
         by_server.setdefault(mail.config, []).append(mail)
     outbox = _Outbox(batch, deadline)
-    for config, group in by_server.items():
-        await outbox.send_over(config, group)
+    try:
+        for config, group in by_server.items():
+            await outbox.send_over(config, group)
+    finally:
+        # Whatever stopped the batch (the database, a lost lease), what the servers took is written
+        # if it still can be: not written, it would be sent again.
+        await outbox.record([m for m in mails if not m.recorded and m.outcome is not None])
     await outbox.record([m for m in mails if not m.recorded])
 
 
@@ -209,9 +214,10 @@ class _Outbox:
             try:
                 while queue and session.usable and self.loop.time() < self.deadline:
                     mail = queue.pop(0)
+                    started = self.loop.time()
                     async with self.batch.call_out():
                         await self._send(session, mail)
-                    await self._took(mail)
+                    await self._took(mail, started)
             except BaseException:
                 await session.drop()  # cancelled, or the database failed: no goodbye to wait on
                 raise
@@ -234,18 +240,22 @@ class _Outbox:
             )
         except smtp.SmtpFailure as failure:
             mail.outcome = failure
-        except RetryableJobError as exc:  # the attachments' store is not reachable from here
-            mail.item.fail(exc)
+        except Exception as exc:  # no store for its attachments here, a mail that cannot be built
+            mail.item.fail(exc)  # its job retries as it would alone; the others go on
 
-    async def _took(self, mail: _Mail) -> None:
+    async def _took(self, mail: _Mail, started: float) -> None:
+        """Write what was taken when the oldest unwritten mail has waited RECORD_SECONDS, or when
+        one send took that long (a slow server: the next would make it wait longer)."""
+        now = self.loop.time()
         if not self.taken:
-            self.taken_since = self.loop.time()
+            self.taken_since = now
         self.taken.append(mail)
-        if self.loop.time() - self.taken_since >= RECORD_SECONDS:
+        if now - self.taken_since >= RECORD_SECONDS or now - started >= RECORD_SECONDS:
             await self.record(self.taken)
             self.taken = []
 
     async def record(self, mails: list[_Mail]) -> None:
+        mails = [m for m in mails if not m.recorded]
         if not mails:
             return
         async with self.batch.db() as ctx:
