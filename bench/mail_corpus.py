@@ -31,6 +31,7 @@ from collections import Counter, defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from email import errors as email_errors
+from email import message_from_bytes
 from pathlib import Path
 from typing import Any
 
@@ -104,7 +105,9 @@ def ingest_parse_only(raw: bytes) -> Observed:
     except Exception as exc:  # parse() must never raise: this is a finding, not a crash
         return Observed(error=f"{type(exc).__name__}: {exc}", seconds=time.perf_counter() - started)
     seconds = time.perf_counter() - started
+    internal = [d for d in mail.defects if d.startswith("ParserFailureDefect:")]
     return Observed(
+        error=f"parse() fell back after {internal[0].split(':', 1)[1]}" if internal else None,
         visible_text=mail.visible_text,
         text_body=mail.text_body,
         html_body=mail.html_body,
@@ -167,15 +170,27 @@ def _ids(values: list[str]) -> list[str]:
 
 
 def _top_level(o: Observed) -> list[ParsedAttachment]:
-    return [a for a in o.attachments if a.converted_from is None]
+    # The source projects (the mail gem, mail-parser) list attachments depth first, those of an
+    # attached message included: so does deskpal (converted_from says where each came from).
+    return o.attachments
 
 
 def _mailbox_of(header: str) -> list[tuple[str | None, str]]:
     return [(b.name, b.address) for b in parse_addresses(header)]
 
 
+_RETURNED = {"message/rfc822", "message/global", "text/rfc822-headers"}
+
+
 def _enclosed(o: Observed) -> list[Observed]:
-    return [ingest_parse_only(a.data) for a in o.attachments if a.content_type in {"message/rfc822", "message/global"}]
+    """The attached (or returned) messages, parsed in turn."""
+    return [ingest_parse_only(a.data) for a in o.attachments if a.content_type in _RETURNED]
+
+
+def _enclosed_type(o: Observed) -> list[str]:
+    return [
+        message_from_bytes(a.data).get_content_type() for a in o.attachments if a.content_type in _RETURNED
+    ]
 
 
 def _failed(o: Observed) -> set[str]:
@@ -274,14 +289,14 @@ CHECKS: dict[str, tuple[str, Check]] = {
     ),
     "attached_message_content_type": (
         "attachments",
-        lambda o, v: any(
-            e.html_body is not None if v == "text/html" else e.text_body is not None for e in _enclosed(o)
-        ),
+        lambda o, v: v in _enclosed_type(o),
     ),
     "attached_message_subject": ("attachments", lambda o, v: any(e.subject == v for e in _enclosed(o))),
     "attached_message_from": (
         "attachments",
-        lambda o, v: any(e.sender is not None and e.sender.address == v.lower() for e in _enclosed(o)),
+        lambda o, v: any(
+            e.sender is not None and [(e.sender.name, e.sender.address)] == _mailbox_of(v) for e in _enclosed(o)
+        ),
     ),
     "forwarded_part_contains": (
         "attachments",

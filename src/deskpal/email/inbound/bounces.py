@@ -64,25 +64,7 @@ def dsn_recipients(msg: Message) -> list[_Recipient] | None:
     for part in msg.walk():
         if part.get_content_type() not in _DSN_TYPES:
             continue
-        found = found if found is not None else []
-        for block in re.split(r"\r?\n[ \t]*\r?\n", _text(part).replace("\r\n", "\n")):
-            fields = HeaderParser(policy=policy.compat32).parsestr(block.strip() + "\n")
-            recipient = fields.get("original-recipient") or fields.get("final-recipient")
-            final = fields.get("final-recipient")
-            if final and (not recipient or "@" not in _address(str(recipient))):
-                recipient = final
-            if not recipient:
-                continue
-            status = _STATUS.search(str(fields.get("status", "")))
-            diagnostic = fields.get("diagnostic-code")
-            found.append(
-                _Recipient(
-                    address=_address(unfold(str(recipient))),
-                    action=str(fields.get("action", "")).strip().lower(),
-                    status=status.group(0) if status else None,
-                    diagnostic=unfold(str(diagnostic)) if diagnostic else None,
-                )
-            )
+        found = (found or []) + _blocks(_text(part))
     return found
 
 
@@ -112,17 +94,23 @@ def from_dsn(msg: Message, recipients: list[_Recipient]) -> Bounce | None:
     )
 
 
-def from_heuristics(msg: Message, report_text: str) -> Bounce | None:
+def from_heuristics(msg: Message, report_text: str, exclude: set[str]) -> Bounce | None:
     """A non-standard bounce, by flufl.bounce's detectors; None when none of them recognises it."""
     try:
         temporary, permanent = all_failures(msg)
     except Exception:  # a detector choking on a broken mail: it is then no bounce we can read
         logging.getLogger(__name__).debug("flufl.bounce failed", exc_info=True)
         return None
+    # The detectors' heuristics also pick up the bounce's own addressee and Message-IDs.
+    ids = {i.strip("<>").lower() for i in message_ids(_ID_LINE.findall(report_text))}
     chosen = permanent or temporary
-    if not chosen:
+    addresses = sorted(
+        address
+        for address in (a.decode("ascii", "replace").lower() for a in chosen)
+        if address not in exclude and address not in ids
+    )
+    if not addresses:
         return None
-    addresses = sorted(a.decode("ascii", "replace").lower() for a in chosen)
     status = _STATUS.search(report_text)
     if status is not None and permanent and status.group(1) != "5":
         status = next((m for m in _STATUS.finditer(report_text) if m.group(1) == "5"), status)
@@ -159,3 +147,87 @@ def original_message_ids(msg: Message) -> tuple[str, ...]:
                 ids.extend(message_ids(_ID_LINE.findall(_text(part))))
         ids.extend(message_ids(raw_values(msg, "in-reply-to") + raw_values(msg, "references")))
     return tuple(i for i in dict.fromkeys(ids) if i != own)
+
+
+_FAILURE_WORDS = re.compile(
+    r"could not be delivered|couldn't be delivered|could not deliver|unable to deliver|undeliverable"
+    r"|delivery (?:has )?failed|delivery to the following recipients? failed|error (?:has occurred )?"
+    r"(?:while attempting to deliver|delivering)|permanent (?:fatal )?error|failed permanently"
+    r"|user unknown|unknown user|no such (?:user|mailbox|recipient)|does not exist|mailbox unavailable"
+    r"|recipient address rejected|not delivered|failure reasons|returned to sender|delivery failure"
+    r"|nicht zugestellt|unzustellbar|n'a pas pu être (?:remis|distribué)|no se pudo entregar"
+    r"|non è stato possibile consegnare|kon niet worden bezorgd|não foi possível entregar",
+    re.I,
+)
+_DELAY_WORDS = re.compile(
+    r"delayed|postponed|will (?:continue to )?(?:try|retry)|will be retried|still being retried"
+    r"|not yet been delivered|has not been delivered yet|warning only|advisory|verzögert|retardé",
+    re.I,
+)
+# Where the quoted original starts in a bounce's text: addresses below it are the original's.
+_ORIGINAL_START = re.compile(
+    r"^(?:received:|[ \t]*-{3,}[^\n]{0,80}(?:original|returned|below|copy|message)|[^\n]{0,80}below this line"
+    r"|[ \t]*the (?:first \d+ lines|original message|headers)[^\n]{0,80}(?:follow|below))",
+    re.I | re.M,
+)
+_ADDRESS = re.compile(r"[\w.+'=-]{1,64}@[\w-]{1,63}(?:\.[\w-]{1,63}){1,10}")
+
+
+def from_text(msg: Message, text: str, exclude: set[str]) -> Bounce | None:
+    """A bounce no detector read, from its words: an RFC 3464 block pasted as text (broken MIME),
+    else failure or delay wording with the addresses it names above the returned message."""
+    text = text[:_MAX_TEXT]
+    if re.search(r"^final-recipient[ \t]*:", text, re.I | re.M):
+        blocks = _blocks(text)
+        if blocks:
+            return from_dsn(msg, blocks)
+    failure = _FAILURE_WORDS.search(text)
+    delay = _DELAY_WORDS.search(text)
+    if failure is None and delay is None:
+        return None
+    cut = _ORIGINAL_START.search(text)
+    head = text[: cut.start()] if cut else text
+    ids = {i.strip("<>").lower() for i in message_ids(_ID_LINE.findall(text))}
+    recipients = []
+    for address in _ADDRESS.findall(head):
+        address = address.strip(".'=").lower()
+        local = address.split("@", 1)[0]
+        if address in exclude or address in ids or local in {"postmaster", "mailer-daemon", "mailer_daemon"}:
+            continue
+        if address not in recipients:
+            recipients.append(address)
+    permanent = failure is not None and not (delay is not None and delay.start() < failure.start())
+    status = _STATUS.search(head)
+    reply = _SMTP_REPLY.search(head)
+    return Bounce(
+        recipients=tuple(recipients[:50]),
+        status=status.group(0) if status else None,
+        diagnostic=reply.group(0).strip() if reply else None,
+        action="failed" if permanent else "delayed",
+        permanent=permanent,
+        delay=not permanent,
+        original_message_ids=original_message_ids(msg),
+    )
+
+
+def _blocks(text: str) -> list[_Recipient]:
+    found = []
+    for block in re.split(r"\n[ \t]*\n", text.replace("\r\n", "\n")):
+        fields = HeaderParser(policy=policy.compat32).parsestr(block.strip() + "\n")
+        recipient = fields.get("original-recipient") or fields.get("final-recipient")
+        final = fields.get("final-recipient")
+        if final and (not recipient or "@" not in _address(str(recipient))):
+            recipient = final
+        if not recipient:
+            continue
+        status = _STATUS.search(str(fields.get("status", "")))
+        diagnostic = fields.get("diagnostic-code")
+        found.append(
+            _Recipient(
+                address=_address(unfold(str(recipient))),
+                action=str(fields.get("action", "")).strip().lower(),
+                status=status.group(0) if status else None,
+                diagnostic=unfold(str(diagnostic)) if diagnostic else None,
+            )
+        )
+    return found

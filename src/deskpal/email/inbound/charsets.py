@@ -90,9 +90,18 @@ def is_ascii(data: bytes) -> bool:
 def decode_bytes(data: bytes, label: str | None) -> tuple[str, bool]:
     """The text of `data` labelled `label`, and whether the label was wrong (or missing where 8-bit
     bytes needed one). Never raises."""
-    if is_ascii(data):
-        return data.decode("ascii"), False
     codec = codec_for(label)
+    if is_ascii(data):
+        if b"\x1b" not in data and not (codec or "").startswith(("utf_7", "hz")):
+            return data.decode("ascii"), False
+        # 7-bit charsets (ISO-2022-JP/KR, UTF-7, HZ) under their label, or an unlabelled ESC sequence.
+        for candidate in (codec, "iso2022_jp_ext", "iso2022_jp_2", "iso2022_kr"):
+            if candidate is not None:
+                try:
+                    return data.decode(candidate), codec is None
+                except (UnicodeDecodeError, LookupError):
+                    continue
+        return data.decode("ascii"), False
     if codec is not None and codec != "utf-8" and _single_byte(codec):
         try:
             return data.decode("utf-8"), True
@@ -103,11 +112,13 @@ def decode_bytes(data: bytes, label: str | None) -> tuple[str, bool]:
             return data.decode(codec), False
         except UnicodeDecodeError:
             pass
-    if codec != "utf-8":
-        try:
-            return data.decode("utf-8"), True
-        except UnicodeDecodeError:
-            pass
+    if codec == "utf-8":
+        # Labelled UTF-8 with a few broken bytes (a cut multi-byte character): the label is right.
+        return data.decode("utf-8", errors="replace"), True
+    try:
+        return data.decode("utf-8"), True
+    except UnicodeDecodeError:
+        pass
     guess = _guess(data)
     if guess is not None:
         try:

@@ -14,7 +14,7 @@ import re
 from dataclasses import dataclass, field
 from email.message import Message
 
-from deskpal.email.inbound.bounces import dsn_recipients, from_dsn, from_heuristics, original_message_ids
+from deskpal.email.inbound.bounces import dsn_recipients, from_dsn, from_heuristics, from_text, original_message_ids
 from deskpal.email.inbound.headers import decode_text, raw_values
 from deskpal.email.inbound.parsed import Bounce, MailKind, ParsedMail, SpamMarks
 
@@ -29,7 +29,7 @@ _BOUNCE_SUBJECT = re.compile(
     r"|failure notice|non[- ]?deliver|delivery notification|could not be delivered|nondeliverable"
     r"|unzustellbar|nicht zustellbar|non remis|non distribuable|échec de (?:la )?remise"
     r"|no se puede entregar|onbestelbaar|mail system error|warning: could not send"
-    r"|message not delivered|delayed mail|delivery delayed|delivery (?:status|notification)",
+    r"|message not delivered|delayed mail|delivery delayed|delivery (?:status|notification|warning)",
     re.I,
 )
 # RFC 3834 and the vendors' own markers; the value that does NOT mean automatic, per header.
@@ -87,14 +87,30 @@ def _report_type(msg: Message) -> str | None:
     return None
 
 
+def _is_daemon(parsed: ParsedMail) -> bool:
+    return parsed.sender is not None and parsed.sender.address.split("@", 1)[0] in _DAEMONS
+
+
+def _null_return_path(msg: Message) -> bool:
+    value = _first(msg, "return-path")
+    return value is not None and value.replace(" ", "") in {"<>", ""}
+
+
 def looks_like_bounce(msg: Message, parsed: ParsedMail) -> bool:
-    return_path = _first(msg, "return-path")
-    sender = parsed.sender.address if parsed.sender else ""
-    local = sender.split("@", 1)[0]
+    """Worth running the bounce detectors on: a mailer-daemon sender, a null Return-Path, or a
+    delivery-failure subject."""
+    return _is_daemon(parsed) or _null_return_path(msg) or bool(_BOUNCE_SUBJECT.search(parsed.subject))
+
+
+def _machine_sent(msg: Message, parsed: ParsedMail, report_type: str | None) -> bool:
+    """Sent by a machine for certain: only then is a bounce read from its wording alone (a customer
+    may well write "my parcel could not be delivered" under "Delivery failure")."""
     return (
-        local in _DAEMONS
-        or (return_path is not None and return_path.replace(" ", "") == "<>")
-        or bool(_BOUNCE_SUBJECT.search(parsed.subject))
+        _is_daemon(parsed)
+        or _null_return_path(msg)
+        or parsed.sender is None
+        or report_type is not None
+        or auto_reason(msg, parsed) is not None
     )
 
 
@@ -108,13 +124,16 @@ def classify(msg: Message, parsed: ParsedMail) -> Verdict:
         verdict.bounce = from_dsn(msg, recipients)
         verdict.kind = MailKind.BOUNCE if verdict.bounce else MailKind.REPORT
         return verdict
-    if report_type in {"feedback-report", "disposition-notification"} or (
-        report_type is not None and report_type != "delivery-status"
-    ):
-        verdict.kind = MailKind.REPORT
+    if report_type is not None and report_type != "delivery-status":
+        verdict.kind = MailKind.REPORT  # feedback-report (ARF), disposition-notification (MDN)…
         return verdict
     if report_type == "delivery-status" or looks_like_bounce(msg, parsed):
-        bounce = from_heuristics(msg, parsed.text_body or "")
+        # The bounce's own parties are never its failed recipients.
+        exclude = {box.address for box in [*parsed.to, *parsed.cc, *([parsed.sender] if parsed.sender else [])]}
+        text = parsed.text_body or ""
+        bounce = from_heuristics(msg, text, exclude)
+        if bounce is None and _machine_sent(msg, parsed, report_type):
+            bounce = from_text(msg, text, exclude)
         if bounce is not None:
             verdict.kind, verdict.bounce, verdict.report_type = MailKind.BOUNCE, bounce, "delivery-status"
             return verdict
@@ -124,10 +143,8 @@ def classify(msg: Message, parsed: ParsedMail) -> Verdict:
     elif report_type == "delivery-status":
         # A delivery-status report nobody could read: still a machine's, never a customer's message.
         verdict.kind = MailKind.REPORT
-    elif looks_like_bounce(msg, parsed) and parsed.sender and parsed.sender.address.split("@")[0] in _DAEMONS:
-        verdict.kind, verdict.auto_reason = MailKind.AUTOREPLY, f"From: {parsed.sender.address}"
-    if verdict.kind is not MailKind.MESSAGE and verdict.bounce is None and report_type == "delivery-status":
-        verdict.bounce = None
+    elif _is_daemon(parsed):
+        verdict.kind, verdict.auto_reason = MailKind.AUTOREPLY, f"From: {parsed.sender.address if parsed.sender else ''}"
     return verdict
 
 

@@ -16,7 +16,7 @@ import re
 from datetime import UTC, datetime
 from email import policy
 from email.message import Message
-from email.utils import getaddresses, parsedate_to_datetime
+from email.utils import parsedate_to_datetime
 from typing import Any
 
 from deskpal.core.addresses import Mailbox, parse_addresses, parse_mailbox
@@ -80,10 +80,13 @@ def header_block(msg: Message, label: str | None = None) -> str:
     return "\n".join(f"{name}: {decode_text(str(value), label)}" for name, value in items)
 
 
-def _repair_name(box: Mailbox) -> Mailbox:
-    if box.name and any("\udc80" <= c <= "\udcff" for c in box.name):
-        return Mailbox(box.address, repair_surrogates(box.name))
-    return box
+def _clean(box: Mailbox) -> Mailbox:
+    name = box.name
+    if name and any("\udc80" <= c <= "\udcff" for c in name):
+        name = repair_surrogates(name)
+    if name and name.strip().strip("'\"<>").lower() == box.address:
+        name = None  # "a@b.example <a@b.example>" or an encoded word of the address alone
+    return box if name == box.name else Mailbox(box.address, name)
 
 
 def mailboxes(values: list[str], defects: list[str], label: str | None = None) -> list[Mailbox]:
@@ -94,40 +97,64 @@ def mailboxes(values: list[str], defects: list[str], label: str | None = None) -
         if not value:
             continue
         try:
-            out.extend(_repair_name(box) for box in parse_addresses(value))
+            out.extend(_clean(box) for box in parse_addresses(value))
             continue
         except ValueError:
             pass
-        # One bad address spoils the whole list for the strict parser: retry mailbox by mailbox.
+        # One bad address spoils the whole list for the strict parser: read it mailbox by mailbox,
+        # with the display name taken as written ("a@b.example <c@d.example>", "Doe@Home <j@x>").
         defects.append("InvalidAddressDefect")
-        for name, address in _split_addresses(value):
-            candidate = f'"{_quote(name)}" <{address}>' if name else address
-            try:
-                out.append(_repair_name(parse_mailbox(candidate)))
-            except ValueError:
-                continue
+        for chunk in _split_list(value):
+            box = _loose_mailbox(chunk)
+            if box is not None:
+                out.append(_clean(box))
     return out
 
 
-def _quote(name: str) -> str:
-    return name.replace("\\", "\\\\").replace('"', '\\"')
+_NAME_ADDR = re.compile(r"^(?P<name>[^<>]{0,500}?)\s*<(?P<addr>[^<>\s]{1,320})>\s*$")
 
 
-def _split_addresses(value: str) -> list[tuple[str, str]]:
+def _loose_mailbox(chunk: str) -> Mailbox | None:
+    match = _NAME_ADDR.match(chunk.strip())
+    address = match.group("addr") if match else chunk.strip()
     try:
-        pairs = getaddresses([value])
-    except Exception:  # the legacy parser has raised on pathological input in some releases
-        return []
-    result = []
-    for name, address in pairs:
-        if "=?" in name:
-            name = decode_text(name)
-        result.append((name, address))
-    return result
+        box = parse_mailbox(address)
+    except ValueError:
+        return None
+    name = match.group("name").strip().strip('"').strip() if match else ""
+    return Mailbox(box.address, decode_text(name) if name else None)
+
+
+def _split_list(value: str) -> list[str]:
+    """An address list cut at the commas that are outside quotes, angle brackets and comments."""
+    chunks: list[str] = []
+    current: list[str] = []
+    quoted = False
+    depth = 0
+    escaped = False
+    for char in value:
+        if escaped:
+            escaped = False
+        elif char == "\\":
+            escaped = True
+        elif char == '"':
+            quoted = not quoted
+        elif not quoted and char in "<(":
+            depth += 1
+        elif not quoted and char in ">)":
+            depth = max(0, depth - 1)
+        elif char in ",;" and not quoted and depth == 0:
+            chunks.append("".join(current))
+            current = []
+            continue
+        current.append(char)
+    chunks.append("".join(current))
+    return [c for c in chunks if c.strip()]
 
 
 def message_ids(values: list[str]) -> list[str]:
-    """Every `<id>` in In-Reply-To / References values; a bare `id@host` (no brackets) too."""
+    """Every `<id>` in In-Reply-To / References values (pass the first header only: a second one
+    is a defect, and mail programs read the first); a bare `id@host` (no brackets) too."""
     ids: list[str] = []
     for value in values:
         found = _MSG_ID.findall(value)

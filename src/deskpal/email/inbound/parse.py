@@ -38,6 +38,7 @@ from deskpal.email.inbound.headers import (
     message_id,
     message_ids,
     raw_values,
+    unfold,
 )
 from deskpal.email.inbound.parsed import ParsedAttachment, ParsedMail
 from deskpal.email.inbound.quotes import visible_text
@@ -108,8 +109,8 @@ def _parse(msg: Message, defects: list[str]) -> ParsedMail:
 
     parsed = ParsedMail(
         message_id=message_id(raw_values(msg, "message-id")),
-        in_reply_to=message_ids(raw_values(msg, "in-reply-to")),
-        references=message_ids(raw_values(msg, "references")),
+        in_reply_to=message_ids(raw_values(msg, "in-reply-to")[:1]),
+        references=message_ids(raw_values(msg, "references")[:1]),
         subject=first_text(msg, "subject", label) or "",
         date=date_of(raw_values(msg, "date")),
         text_body=text_body,
@@ -238,6 +239,10 @@ def _leaf(part: Message, ctype: str, walk: _Walk, *, container: int | None) -> N
         else:
             walk.texts.append(_uudecode(text, walk, container))
         return
+    if container is not None and filename is None and disposition != "attachment" and (
+        ctype.startswith("multipart/") or ctype in {"text/plain", "text/html"}
+    ):
+        return  # the attached message's own body: it is in the .eml, not a file of its own
     content_id = _content_id(part)
     inline = disposition == "inline" or (disposition is None and content_id is not None)
     name = filename or _made_up_name(ctype, len(walk.attachments))
@@ -261,6 +266,9 @@ def _disposition(part: Message) -> str | None:
     return value.lower() if isinstance(value, str) else None
 
 
+_RAW_NAME = re.compile(r"(?:^|;)\s*(?:file)?name\s*=\s*(?:\"([^\"]{1,1000})\"|([^;\r\n]{1,1000}))", re.I)
+
+
 def _filename(part: Message) -> str | None:
     try:
         name: Any = part.get_filename() or part.get_param("name")
@@ -268,11 +276,26 @@ def _filename(part: Message) -> str | None:
         name = None
     if isinstance(name, tuple):  # compat32 hands RFC 2231 values over as (charset, lang, value)
         name = decode_bytes(str(name[2]).encode("utf-8", "surrogateescape"), name[0])[0]
-    if not isinstance(name, str) or not name.strip():
+    parsed = decode_text(name) if isinstance(name, str) and name.strip() else None
+    raw = _raw_filename(part)
+    # The raw value wins where the parser stumbled: an unquoted name with spaces ("This is a
+    # test.txt" read as "This"), or an unquoted encoded word (name==?utf-8?B?…?=).
+    if raw and (parsed is None or (raw != parsed and raw.startswith(parsed)) or "=?" in parsed):
+        parsed = raw
+    if parsed is None:
         return None
-    name = decode_text(name)
-    name = _CONTROL.sub("", _PATH.sub("", name)).strip()
-    return name or None
+    clean = _CONTROL.sub("", _PATH.sub("", parsed)).strip()
+    return clean or None
+
+
+def _raw_filename(part: Message) -> str | None:
+    for header in ("content-disposition", "content-type"):
+        for value in raw_values(part, header):
+            match = _RAW_NAME.search(unfold(value))
+            if match:
+                found = (match.group(1) or match.group(2) or "").strip()
+                return decode_text(found) if found else None
+    return None
 
 
 def _content_id(part: Message) -> str | None:
