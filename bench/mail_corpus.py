@@ -216,7 +216,10 @@ CHECKS: dict[str, tuple[str, Check]] = {
     "visible_text_startswith": ("visible text", lambda o, v: _norm(o.visible_text).startswith(_norm(v))),
     "visible_text_contains": ("visible text", lambda o, v: all(s in o.visible_text for s in v)),
     "visible_text_not_contains": ("visible text", lambda o, v: not any(s in o.visible_text for s in v)),
-    "visible_text_equals_ignoring_whitespace": ("visible text", lambda o, v: _nows(o.visible_text) == _nows(v)),
+    "visible_text_equals_ignoring_whitespace": (
+        "visible text",
+        lambda o, v: _nows(o.visible_text) == _nows(v),
+    ),
     "visible_text_nonempty": ("visible text", lambda o, v: bool(o.visible_text.strip()) == v),
     "nothing_stripped": ("visible text", lambda o, v: (_norm(o.visible_text) == _norm(o.text_body)) == v),
     "signature_hidden_equals": ("visible text", lambda o, v: _norm(v) not in _norm(o.visible_text)),
@@ -248,7 +251,9 @@ CHECKS: dict[str, tuple[str, Check]] = {
     "final_recipient": ("bounce details", lambda o, v: v.split(";")[-1].strip().lower() in _failed(o)),
     "recipient_count": (
         "bounce details",
-        lambda o, v: o.kind is not MailKind.BOUNCE or (o.bounce is not None and len(o.bounce.recipients) == v),
+        lambda o, v: (
+            o.kind is not MailKind.BOUNCE or (o.bounce is not None and len(o.bounce.recipients) == v)
+        ),
     ),
     "dsn_status": ("bounce details", lambda o, v: o.bounce is not None and o.bounce.status == v),
     "dsn_action": ("bounce details", lambda o, v: o.bounce is not None and o.bounce.action == v),
@@ -282,10 +287,15 @@ CHECKS: dict[str, tuple[str, Check]] = {
             for name, md5 in v.items()
         ),
     ),
-    "first_attachment_inline": ("attachments", lambda o, v: bool(o.attachments) and o.attachments[0].inline == v),
+    "first_attachment_inline": (
+        "attachments",
+        lambda o, v: bool(o.attachments) and o.attachments[0].inline == v,
+    ),
     "enclosed_part": (
         "attachments",
-        lambda o, v: any(a.content_type == v["content_type"] and a.filename == v["name"] for a in o.attachments),
+        lambda o, v: any(
+            a.content_type == v["content_type"] and a.filename == v["name"] for a in o.attachments
+        ),
     ),
     "attached_message_content_type": (
         "attachments",
@@ -295,12 +305,15 @@ CHECKS: dict[str, tuple[str, Check]] = {
     "attached_message_from": (
         "attachments",
         lambda o, v: any(
-            e.sender is not None and [(e.sender.name, e.sender.address)] == _mailbox_of(v) for e in _enclosed(o)
+            e.sender is not None and [(e.sender.name, e.sender.address)] == _mailbox_of(v)
+            for e in _enclosed(o)
         ),
     ),
     "forwarded_part_contains": (
         "attachments",
-        lambda o, v: all(s in (o.text_body or "") or any(s in (e.text_body or "") for e in _enclosed(o)) for s in v),
+        lambda o, v: all(
+            s in (o.text_body or "") or any(s in (e.text_body or "") for e in _enclosed(o)) for s in v
+        ),
     ),
     # headers
     "subject_equals": ("headers", lambda o, v: o.subject == v),
@@ -335,9 +348,15 @@ CHECKS: dict[str, tuple[str, Check]] = {
     "resent_to": ("headers", lambda o, v: all(a.lower() in o.headers.lower() for a in v)),
     "resent_message_id": ("headers", lambda o, v: v in o.headers),
     # bodies
-    "body_equals": ("bodies", lambda o, v: (o.text_body or "").replace("\r\n", "\n") == v.replace("\r\n", "\n")),
+    "body_equals": (
+        "bodies",
+        lambda o, v: (o.text_body or "").replace("\r\n", "\n") == v.replace("\r\n", "\n"),
+    ),
     "body_equals_stripped": ("bodies", lambda o, v: (o.text_body or "").strip() == v.strip()),
-    "body_contains": ("bodies", lambda o, v: all(s in (o.text_body or "") for s in v)),
+    "body_contains": (
+        "bodies",
+        lambda o, v: all(s in (o.text_body or "") or s in html_to_text(o.html_body or "") for s in v),
+    ),
     "first_part_nonempty": ("bodies", lambda o, v: bool((o.text_body or o.html_body or "").strip()) == v),
     # robustness (every file is also checked for an error and its time)
     "must_parse_without_error": ("robustness", lambda o, v: (o.error is None) == v),
@@ -415,7 +434,10 @@ def run(root: Path, ingest: Callable[[bytes], Observed], verbose: bool) -> int:
     total_seconds = sum(t for t, _ in timings)
     print(f"parse time: total {total_seconds:.2f} s, slowest {timings[0][0] * 1000:.0f} ms ({timings[0][1]})")
     if unchecked:
-        print("not checked (another tool's internals): " + ", ".join(f"{k} ×{n}" for k, n in sorted(unchecked.items())))
+        print(
+            "not checked (another tool's internals): "
+            + ", ".join(f"{k} x{n}" for k, n in sorted(unchecked.items()))
+        )
     for line in errors:
         print(f"ERROR {line}")
     print()
@@ -423,7 +445,11 @@ def run(root: Path, ingest: Callable[[bytes], Observed], verbose: bool) -> int:
         for line in misses.get(group, []) if verbose else misses.get(group, [])[:0]:
             print(f"MISS [{group}] {line}")
     if not verbose and any(misses.values()):
-        print("misses: " + ", ".join(f"{g} {len(m)}" for g, m in misses.items() if m) + " (--verbose lists them)")
+        print(
+            "misses: "
+            + ", ".join(f"{g} {len(m)}" for g, m in misses.items() if m)
+            + " (--verbose lists them)"
+        )
     return 1 if errors else 0
 
 
@@ -443,10 +469,14 @@ def _explain(o: Observed) -> str:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("path", type=Path, help="the corpus folder (../shared/mail-corpus)")
     parser.add_argument("--parse-only", action="store_true", default=True, help="ingest = parse() (default)")
-    parser.add_argument("--verbose", "-v", action="store_true", help="print every miss with what was observed")
+    parser.add_argument(
+        "--verbose", "-v", action="store_true", help="print every miss with what was observed"
+    )
     args = parser.parse_args()
     return run(args.path, ingest_parse_only, args.verbose)
 

@@ -24,7 +24,9 @@ from deskpal.email.inbound.parsed import Bounce
 
 _STATUS = re.compile(r"\b([245])\.(\d{1,3})\.(\d{1,3})\b")
 _SMTP_REPLY = re.compile(r"^[^\n]{0,200}\b[45]\d\d[ -][^\n]{0,500}$", re.M)
-_ID_LINE = re.compile(r"^[ \t>]{0,20}(?:message-id|in-reply-to|references)[ \t]*:[ \t]*([^\n]{1,2000})$", re.M | re.I)
+_ID_LINE = re.compile(
+    r"^[ \t>]{0,20}(?:message-id|in-reply-to|references)[ \t]*:[ \t]*([^\n]{1,2000})$", re.M | re.I
+)
 _DSN_TYPES = {"message/delivery-status", "message/global-delivery-status"}
 _ORIGINAL_TYPES = {"message/rfc822", "message/global"}
 _HEADERS_TYPES = {"text/rfc822-headers", "message/rfc822-headers", "text/global-headers"}

@@ -14,7 +14,13 @@ import re
 from dataclasses import dataclass, field
 from email.message import Message
 
-from deskpal.email.inbound.bounces import dsn_recipients, from_dsn, from_heuristics, from_text, original_message_ids
+from deskpal.email.inbound.bounces import (
+    dsn_recipients,
+    from_dsn,
+    from_heuristics,
+    from_text,
+    original_message_ids,
+)
 from deskpal.email.inbound.headers import decode_text, raw_values
 from deskpal.email.inbound.parsed import Bounce, MailKind, ParsedMail, SpamMarks
 
@@ -59,7 +65,9 @@ _OOO_STRONG = re.compile(
     re.I,
 )
 # …and words a person may start a subject with too ("Absence request"): only alone or with ':'.
-_OOO_WEAK = re.compile(_PREFIX + r"(?:absence|abwesend|ausente|afwezig|vacation|away|ooo|abwesenheit)\s*(?::|$)", re.I)
+_OOO_WEAK = re.compile(
+    _PREFIX + r"(?:absence|abwesend|ausente|afwezig|vacation|away|ooo|abwesenheit)\s*(?::|$)", re.I
+)
 
 
 @dataclass(slots=True)
@@ -129,7 +137,9 @@ def classify(msg: Message, parsed: ParsedMail) -> Verdict:
         return verdict
     if report_type == "delivery-status" or looks_like_bounce(msg, parsed):
         # The bounce's own parties are never its failed recipients.
-        exclude = {box.address for box in [*parsed.to, *parsed.cc, *([parsed.sender] if parsed.sender else [])]}
+        exclude = {
+            box.address for box in [*parsed.to, *parsed.cc, *([parsed.sender] if parsed.sender else [])]
+        }
         text = parsed.text_body or ""
         bounce = from_heuristics(msg, text, exclude)
         if bounce is None and _machine_sent(msg, parsed, report_type):
@@ -144,7 +154,10 @@ def classify(msg: Message, parsed: ParsedMail) -> Verdict:
         # A delivery-status report nobody could read: still a machine's, never a customer's message.
         verdict.kind = MailKind.REPORT
     elif _is_daemon(parsed):
-        verdict.kind, verdict.auto_reason = MailKind.AUTOREPLY, f"From: {parsed.sender.address if parsed.sender else ''}"
+        verdict.kind, verdict.auto_reason = (
+            MailKind.AUTOREPLY,
+            f"From: {parsed.sender.address if parsed.sender else ''}",
+        )
     return verdict
 
 

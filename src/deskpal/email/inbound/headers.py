@@ -61,7 +61,7 @@ def raw_values(msg: Message, name: str) -> list[str]:
     """Every value of header `name` as received (8-bit bytes as surrogates), never raising."""
     wanted = name.lower()
     try:
-        return [str(v) for k, v in msg.raw_items() if k.lower() == wanted]  # type: ignore[attr-defined]
+        return [str(v) for k, v in msg.raw_items() if k.lower() == wanted]
     except Exception:
         return []
 
@@ -74,7 +74,7 @@ def first_text(msg: Message, name: str, label: str | None = None) -> str | None:
 def header_block(msg: Message, label: str | None = None) -> str:
     """`Name: value` per header, decoded and unfolded, in the order received."""
     try:
-        items: list[tuple[str, Any]] = list(msg.raw_items())  # type: ignore[attr-defined]
+        items: list[tuple[str, Any]] = list(msg.raw_items())
     except Exception:
         return ""
     return "\n".join(f"{name}: {decode_text(str(value), label)}" for name, value in items)

@@ -56,6 +56,7 @@ _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 @dataclass
 class _Walk:
     defects: list[str]
+    linesep: str = "\n"  # the mail's own line ending: an attached message is re-written with it
     texts: list[str] = field(default_factory=list)
     htmls: list[str] = field(default_factory=list)
     attachments: list[ParsedAttachment] = field(default_factory=list)
@@ -71,7 +72,7 @@ def parse(raw: bytes) -> ParsedMail:
     defects: list[str] = []
     msg = _read(raw, defects)
     try:
-        return _parse(msg, defects)
+        return _parse(msg, defects, crlf=b"\r\n" in raw[:4096])
     except Exception as exc:  # a parser bug must not lose the mail: keep what the headers say
         defects.append(f"ParserFailureDefect:{type(exc).__name__}")
         return ParsedMail(
@@ -95,9 +96,9 @@ def _read(raw: bytes, defects: list[str]) -> Message:
         return Message()
 
 
-def _parse(msg: Message, defects: list[str]) -> ParsedMail:
+def _parse(msg: Message, defects: list[str], *, crlf: bool) -> ParsedMail:
     label = _first_text_charset(msg)
-    walk = _Walk(defects)
+    walk = _Walk(defects, linesep="\r\n" if crlf else "\n")
     _walk(msg, walk, container=None, depth=0)
     _collect_defects(msg, defects)
 
@@ -180,7 +181,9 @@ def _message_part(part: Message, ctype: str, walk: _Walk, *, container: int | No
     part of a multipart/report (delivery-status, disposition-notification…, kept as text)."""
     payload = part.get_payload()
     subs = [p for p in payload if isinstance(p, Message)] if isinstance(payload, list) else []
-    data = b"\n".join(_as_bytes(p) for p in subs) if subs else _payload_bytes(part)
+    data = (
+        walk.linesep.encode().join(_as_bytes(p, walk.linesep) for p in subs) if subs else _payload_bytes(part)
+    )
     if ctype in _ENCLOSED and subs:
         inner = subs[0]
         name = _filename(part) or _eml_name(inner, len(walk.attachments))
@@ -197,9 +200,11 @@ def _eml_name(inner: Message, index: int) -> str:
     return f"{subject or f'message-{index + 1}'}.eml"
 
 
-def _as_bytes(msg: Message) -> bytes:
+def _as_bytes(msg: Message, linesep: str) -> bytes:
+    """An attached message as bytes again (the parser keeps no raw copy): compat32 writes back what
+    it read, headers unchanged, with the outer mail's line ending."""
     try:
-        return msg.as_bytes(policy=policy.compat32)
+        return msg.as_bytes(policy=policy.compat32.clone(linesep=linesep))
     except Exception:
         try:
             return msg.as_string(policy=policy.compat32).encode("utf-8", "surrogateescape")
@@ -239,8 +244,11 @@ def _leaf(part: Message, ctype: str, walk: _Walk, *, container: int | None) -> N
         else:
             walk.texts.append(_uudecode(text, walk, container))
         return
-    if container is not None and filename is None and disposition != "attachment" and (
-        ctype.startswith("multipart/") or ctype in {"text/plain", "text/html"}
+    if (
+        container is not None
+        and filename is None
+        and disposition != "attachment"
+        and (ctype.startswith("multipart/") or ctype in {"text/plain", "text/html"})
     ):
         return  # the attached message's own body: it is in the .eml, not a file of its own
     content_id = _content_id(part)

@@ -55,16 +55,16 @@ def visible_text(text: str | None, html: str | None) -> str:
 
 _WROTE = (
     r"wrote|writes|schrieb|schreef|a écrit|a ecrit|escribió|escribio|ha scritto|escreveu|skrev|"
-    r"napisał|napisal|написал|написала|написал\(а\)|kirjoitti|yazdı|írta|napsal|napsal\(a\)|έγραψε|"
+    r"napisał|napisal|написал|написала|написал\(а\)|kirjoitti|yazdı|írta|napsal|napsal\(a\)|έγραψε|"  # noqa: RUF001
     r"пише|hat geschrieben"
 )
 # A quote header starts with its language's lead word, or carries a date, a time or an address.
 _LEAD = r"(?:on|am|op|le|el|il|em|no dia|den|d\.|dnia|w dniu|dne|在|el día|the)\b"
-_QUOTE_HEADER = re.compile(rf"^[ \t]{{0,4}}(?P<body>.{{0,600}}?)\b(?:{_WROTE})\b[^\n:]{{0,120}}:[ \t]*$", re.I)
-# Clients that name no verb (Yandex, mail.ru): `26.06.2014, 14:41, "Name" <a@b.example>:`.
-_DATED_ADDRESS = re.compile(
-    r"^(?=[^\n]{0,600}\d)[^\n<]{0,600}<[^<>\s@]{1,200}@[^<>\s]{1,200}>[ \t]*:[ \t]*$"
+_QUOTE_HEADER = re.compile(
+    rf"^[ \t]{{0,4}}(?P<body>.{{0,600}}?)\b(?:{_WROTE})\b[^\n:]{{0,120}}:[ \t]*$", re.I
 )
+# Clients that name no verb (Yandex, mail.ru): `26.06.2014, 14:41, "Name" <a@b.example>:`.
+_DATED_ADDRESS = re.compile(r"^(?=[^\n]{0,600}\d)[^\n<]{0,600}<[^<>\s@]{1,200}@[^<>\s]{1,200}>[ \t]*:[ \t]*$")
 _HAS_DATE = re.compile(r"\d{1,2}[:.]\d{2}|\d{4}|@|\d{1,2}[./-]\d{1,2}[./-]\d{2,4}")
 _ORIGINAL = re.compile(
     r"^[ \t>]*-{2,}[ \t]*(?:original message|ursprüngliche nachricht|originalnachricht|message d'origine"
@@ -72,7 +72,8 @@ _ORIGINAL = re.compile(
     r"|mensagem original|originalmeddelelse|ursprungligt meddelande|opprinnelig melding"
     r"|alkuperäinen viesti|forwarded message|weitergeleitete nachricht|message transféré"
     r"|mensaje reenviado|messaggio inoltrato|doorgestuurd bericht|mensagem encaminhada"
-    r"|reply message|original|oryginalna wiadomość|исходное сообщение|пересылаемое сообщение)[ \t]*-{2,}[ \t]*$",
+    r"|reply message|original|oryginalna wiadomość|исходное сообщение|пересылаемое сообщение)"
+    r"[ \t]*-{2,}[ \t]*$",
     re.I,
 )
 _FORWARD_INTRO = re.compile(
@@ -95,7 +96,7 @@ _SENT_FROM = re.compile(
     r"^[ \t]*(?:sent from|sent with|sent via|sent using|sent by|get outlook for|envoyé de mon|envoyé depuis"
     r"|envoyé avec|von meinem|gesendet von|gesendet mit|enviado desde|enviado de mi|enviado do meu"
     r"|enviado a partir do|enviado con|inviato da|inviato dal|verzonden (?:vanaf|met|van) mijn"
-    r"|verstuurd (?:vanaf|met) mijn|skickat från|sendt fra|wysłane z|отправлено с)\b",
+    r"|verstuurd (?:vanaf|met) mijn|skickat från|sendt fra|wysłane z|отправлено с)\b",  # noqa: RUF001
     re.I,
 )
 _DASH_NAME = re.compile(r"^-[^\s\-][^\n]{0,60}$")
@@ -135,9 +136,9 @@ def _quote_header_end(lines: list[str], index: int) -> int | None:
         first = lines[index].strip()
         if not joined.endswith(":"):
             continue
-        if _QUOTE_HEADER.match(joined) or _DATED_ADDRESS.match(joined):
-            if re.match(_LEAD, first, re.I) or _HAS_DATE.search(first):
-                return end
+        header = _QUOTE_HEADER.match(joined) or _DATED_ADDRESS.match(joined)
+        if header and (re.match(_LEAD, first, re.I) or _HAS_DATE.search(first)):
+            return end
     return None
 
 
@@ -161,9 +162,9 @@ def _history_start(lines: list[str]) -> int:
         if _SEPARATOR.match(line):
             follow = _next_content(lines, index + 1)
             if follow is not None and (
-                _FROM_LINE.match(lines[follow]) or _ORIGINAL.match(lines[follow]) or _LIST_FOOTER.search(
-                    " ".join(lines[follow : follow + 2])
-                )
+                _FROM_LINE.match(lines[follow])
+                or _ORIGINAL.match(lines[follow])
+                or _LIST_FOOTER.search(" ".join(lines[follow : follow + 2]))
             ):
                 return index
         end = _quote_header_end(lines, index)
@@ -199,7 +200,11 @@ def _signature_start(lines: list[str]) -> int:
         line = lines[index].strip()
         if _SENT_FROM.match(line) and len(line) <= 80 and len(line.split()) <= 8 and "," not in line:
             return index
-    if len(content) > 1 and _DASH_NAME.match(lines[content[-1]].strip()) and len(lines[content[-1]].split()) <= 4:
+    if (
+        len(content) > 1
+        and _DASH_NAME.match(lines[content[-1]].strip())
+        and len(lines[content[-1]].split()) <= 4
+    ):
         return content[-1]
     return len(lines)
 
@@ -207,11 +212,28 @@ def _signature_start(lines: list[str]) -> int:
 # --- HTML ---------------------------------------------------------------------------------------------
 
 _VOID = frozenset(
-    {"area", "base", "br", "col", "embed", "hr", "img", "input", "link", "meta", "param", "source", "track", "wbr"}
+    {
+        "area",
+        "base",
+        "br",
+        "col",
+        "embed",
+        "hr",
+        "img",
+        "input",
+        "link",
+        "meta",
+        "param",
+        "source",
+        "track",
+        "wbr",
+    }
 )
 _DROP_CLASSES = ("gmail_quote", "yahoo_quoted", "moz-cite-prefix", "ydp", "protonmail_quote")
 _CUT_IDS = ("divrplyfwdmsg", "x_divrplyfwdmsg", "olk_src_body_section", "stopspelling", "appendonsend")
-_OUTLOOK_RULE = re.compile(r"border-top\s*:\s*solid\s+#(?:b5c4df|e1e1e1)|border:\s*none;\s*border-top:\s*solid", re.I)
+_OUTLOOK_RULE = re.compile(
+    r"border-top\s*:\s*solid\s+#(?:b5c4df|e1e1e1)|border:\s*none;\s*border-top:\s*solid", re.I
+)
 HR_MARK = "_" * 32
 
 
