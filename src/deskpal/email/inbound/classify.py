@@ -12,7 +12,9 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+from email import policy
 from email.message import Message
+from email.parser import BytesParser
 
 from deskpal.email.inbound.bounces import (
     dsn_recipients,
@@ -122,7 +124,12 @@ def _machine_sent(msg: Message, parsed: ParsedMail, report_type: str | None) -> 
     )
 
 
-def classify(msg: Message, parsed: ParsedMail) -> Verdict:
+# flufl.bounce's detectors read every line of every part: they get a bounce's first 256 KiB (where
+# the report is; what follows is the returned message).
+HEURISTICS_LIMIT = 256 * 1024
+
+
+def classify(msg: Message, parsed: ParsedMail, raw: bytes = b"") -> Verdict:
     verdict = Verdict(spam=spam_marks(msg))
     report_type = _report_type(msg)
     verdict.report_type = report_type
@@ -141,7 +148,10 @@ def classify(msg: Message, parsed: ParsedMail) -> Verdict:
             box.address for box in [*parsed.to, *parsed.cc, *([parsed.sender] if parsed.sender else [])]
         }
         text = parsed.text_body or ""
-        bounce = from_heuristics(msg, text, exclude)
+        start = None
+        if len(raw) > HEURISTICS_LIMIT:
+            start = BytesParser(policy=policy.compat32).parsebytes(raw[:HEURISTICS_LIMIT])
+        bounce = from_heuristics(msg, text[:HEURISTICS_LIMIT], exclude, start)
         if bounce is None and _machine_sent(msg, parsed, report_type):
             bounce = from_text(msg, text, exclude)
         if bounce is not None:
