@@ -103,6 +103,15 @@ class TestAttachments:
         assert parse(mail.attachments[1].data).subject == "Lieferschein"
         assert mail.visible_text == "Siehe unten."  # the attached mails' texts are not this mail's
 
+    def test_a_base64_encoded_attached_message_is_decoded_first(self) -> None:
+        mail = parsed("rfc822_base64.eml")
+        assert [(a.filename, a.converted_from) for a in mail.attachments] == [
+            ("Quote 7.eml", None),
+            ("quote.pdf", 0),
+        ]
+        assert parse(mail.attachments[0].data).message_id == "<q7@vendor.example>"
+        assert mail.attachments[1].data == b"%PDF-1.5"
+
     def test_uuencoded_file_becomes_an_attachment(self) -> None:
         mail = parsed("uuencode.eml")
         assert [(a.filename, a.data) for a in mail.attachments] == [("notes.txt", b"uuencoded hello\n" * 3)]

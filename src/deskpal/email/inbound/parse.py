@@ -16,8 +16,10 @@ UudecodeDefect (a broken uuencoded block, kept as text).
 
 from __future__ import annotations
 
+import base64
 import binascii
 import mimetypes
+import quopri
 import re
 from dataclasses import dataclass, field
 from email import policy
@@ -196,12 +198,26 @@ def _message_part(part: Message, ctype: str, walk: _Walk, *, container: int | No
     )
     if ctype in _ENCLOSED and subs:
         inner = subs[0]
+        encoding = str(part.get("content-transfer-encoding", "")).strip().lower()
+        if encoding in {"base64", "quoted-printable"}:
+            # RFC 2046 forbids it, clients do it: the parser read the encoded text as a message.
+            data = _decode_transfer(data, encoding)
+            inner = _read(data, walk.defects)
         name = _filename(part) or _eml_name(inner, len(walk.attachments))
         index = walk.add(ParsedAttachment(name, ctype, data, _content_id(part), False, container))
         _walk(inner, walk, container=index, depth=depth + 1)
         return
     name = _filename(part) or f"{ctype.split('/', 1)[1]}.txt"
     walk.add(ParsedAttachment(name, ctype, data, _content_id(part), False, container))
+
+
+def _decode_transfer(data: bytes, encoding: str) -> bytes:
+    try:
+        if encoding == "base64":
+            return base64.b64decode(b"".join(data.split()), validate=False)
+        return quopri.decodestring(data)
+    except (binascii.Error, ValueError):
+        return data
 
 
 def _eml_name(inner: Message, index: int) -> str:
