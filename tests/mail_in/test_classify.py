@@ -68,6 +68,15 @@ class TestBounces:
         assert mail.kind is MailKind.MESSAGE
         assert mail.bounce is None
 
+    def test_a_shop_newsletter_about_a_failed_delivery_is_no_bounce(self) -> None:
+        mail = parse(
+            wrap(
+                "Your parcel could not be delivered today. We will try again tomorrow.",
+                headers="List-Unsubscribe: <mailto:leave@shop.example>\r\n",
+            ).replace(b"Subject: Re: test", b"Subject: Delivery failure for order 77")
+        )
+        assert (mail.kind, mail.bounce) == (MailKind.AUTOREPLY, None)
+
 
 class TestReports:
     def test_arf_feedback_report(self) -> None:

@@ -31,13 +31,14 @@ _DAEMONS = {
     "mail.delivery.system", "mail-delivery-system", "mdaemon", "bounce", "bounces",
     "mail-delivery-subsystem", "microsoftexchange329e71ec88ae4615bbc36ab6ce41109e",
 }  # fmt: skip
+# Subjects of delivery reports (only a reason to run the detectors: a subject alone proves nothing).
 _BOUNCE_SUBJECT = re.compile(
-    r"undeliver|undelivered|delivery (?:status notification|failure|failed|has failed|problem|report)"
+    r"undeliver|delivery (?:status notification|failure|failed|has failed|problem|report|warning|delayed)"
     r"|returned mail|returned to sender|mail delivery (?:failed|failure|system|subsystem)"
-    r"|failure notice|non[- ]?deliver|delivery notification|could not be delivered|nondeliverable"
+    r"|failure notice|non[- ]?deliver|could not be delivered|nondeliverable|message not delivered"
+    r"|delayed mail|mail system error|warning: could not send|has not yet been delivered"
     r"|unzustellbar|nicht zustellbar|non remis|non distribuable|échec de (?:la )?remise"
-    r"|no se puede entregar|onbestelbaar|mail system error|warning: could not send"
-    r"|message not delivered|delayed mail|delivery delayed|delivery (?:status|notification|warning)",
+    r"|no se puede entregar|onbestelbaar",
     re.I,
 )
 # RFC 3834 and the vendors' own markers; the value that does NOT mean automatic, per header.
@@ -115,12 +116,15 @@ def looks_like_bounce(msg: Message, parsed: ParsedMail) -> bool:
 def _machine_sent(msg: Message, parsed: ParsedMail, report_type: str | None) -> bool:
     """Sent by a machine for certain: only then is a bounce read from its wording alone (a customer
     may well write "my parcel could not be delivered" under "Delivery failure")."""
+    reason = auto_reason(msg, parsed)
+    # A shop's newsletter ("your parcel could not be delivered today") is automatic, not a bounce.
+    automatic = reason is not None and not reason.startswith("List-")
     return (
         _is_daemon(parsed)
         or _null_return_path(msg)
         or parsed.sender is None
         or report_type is not None
-        or auto_reason(msg, parsed) is not None
+        or automatic
     )
 
 
