@@ -381,6 +381,8 @@ def run(root: Path, ingest: Callable[[bytes], Observed], verbose: bool) -> int:
     unchecked: Counter[str] = Counter()
     pipeline: Counter[str] = Counter()
     errors: list[str] = []
+    checked_mails = 0
+    clean_mails = 0
     timings: list[tuple[float, str]] = []
     files = corpus_files(root)
     for path in files:
@@ -412,6 +414,9 @@ def run(root: Path, ingest: Callable[[bytes], Observed], verbose: bool) -> int:
             per_group.setdefault(group, [])
             if not ok:
                 per_group[group].append(key)
+        if per_group:
+            checked_mails += 1
+            clean_mails += all(not failed for failed in per_group.values())
         for group, failed in per_group.items():
             stated[group] += 1
             if failed:
@@ -428,6 +433,7 @@ def run(root: Path, ingest: Callable[[bytes], Observed], verbose: bool) -> int:
         total = stated[group]
         share = f"{100 * met[group] / total:5.1f}%" if total else "    -"
         print(f"{group:<18} {met[group]:>5} / {total:<6}  {share}")
+    print(f"{'all checked':<18} {clean_mails:>5} / {checked_mails:<6}  mails meeting every checked fact")
     parsed_ok = len(files) - len(errors)
     print(f"\nparsed without error: {parsed_ok} / {len(files)}")
     timings.sort(reverse=True)

@@ -96,10 +96,13 @@ def from_dsn(msg: Message, recipients: list[_Recipient]) -> Bounce | None:
     )
 
 
-def from_heuristics(msg: Message, report_text: str, exclude: set[str]) -> Bounce | None:
-    """A non-standard bounce, by flufl.bounce's detectors; None when none of them recognises it."""
+def from_heuristics(
+    msg: Message, report_text: str, exclude: set[str], detect_in: Message | None = None
+) -> Bounce | None:
+    """A non-standard bounce, by flufl.bounce's detectors (run on `detect_in`, the mail's start when
+    it is large); None when none of them recognises it."""
     try:
-        temporary, permanent = all_failures(msg)
+        temporary, permanent = all_failures(detect_in or msg)
     except Exception:  # a detector choking on a broken mail: it is then no bounce we can read
         logging.getLogger(__name__).debug("flufl.bounce failed", exc_info=True)
         return None

@@ -12,7 +12,9 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+from email import policy
 from email.message import Message
+from email.parser import BytesParser
 
 from deskpal.email.inbound.bounces import (
     dsn_recipients,
@@ -29,13 +31,14 @@ _DAEMONS = {
     "mail.delivery.system", "mail-delivery-system", "mdaemon", "bounce", "bounces",
     "mail-delivery-subsystem", "microsoftexchange329e71ec88ae4615bbc36ab6ce41109e",
 }  # fmt: skip
+# Subjects of delivery reports (only a reason to run the detectors: a subject alone proves nothing).
 _BOUNCE_SUBJECT = re.compile(
-    r"undeliver|undelivered|delivery (?:status notification|failure|failed|has failed|problem|report)"
+    r"undeliver|delivery (?:status notification|failure|failed|has failed|problem|report|warning|delayed)"
     r"|returned mail|returned to sender|mail delivery (?:failed|failure|system|subsystem)"
-    r"|failure notice|non[- ]?deliver|delivery notification|could not be delivered|nondeliverable"
+    r"|failure notice|non[- ]?deliver|could not be delivered|nondeliverable|message not delivered"
+    r"|delayed mail|mail system error|warning: could not send|has not yet been delivered"
     r"|unzustellbar|nicht zustellbar|non remis|non distribuable|échec de (?:la )?remise"
-    r"|no se puede entregar|onbestelbaar|mail system error|warning: could not send"
-    r"|message not delivered|delayed mail|delivery delayed|delivery (?:status|notification|warning)",
+    r"|no se puede entregar|onbestelbaar",
     re.I,
 )
 # RFC 3834 and the vendors' own markers; the value that does NOT mean automatic, per header.
@@ -113,16 +116,24 @@ def looks_like_bounce(msg: Message, parsed: ParsedMail) -> bool:
 def _machine_sent(msg: Message, parsed: ParsedMail, report_type: str | None) -> bool:
     """Sent by a machine for certain: only then is a bounce read from its wording alone (a customer
     may well write "my parcel could not be delivered" under "Delivery failure")."""
+    reason = auto_reason(msg, parsed)
+    # A shop's newsletter ("your parcel could not be delivered today") is automatic, not a bounce.
+    automatic = reason is not None and not reason.startswith("List-")
     return (
         _is_daemon(parsed)
         or _null_return_path(msg)
         or parsed.sender is None
         or report_type is not None
-        or auto_reason(msg, parsed) is not None
+        or automatic
     )
 
 
-def classify(msg: Message, parsed: ParsedMail) -> Verdict:
+# flufl.bounce's detectors read every line of every part: they get a bounce's first 256 KiB (where
+# the report is; what follows is the returned message).
+HEURISTICS_LIMIT = 256 * 1024
+
+
+def classify(msg: Message, parsed: ParsedMail, raw: bytes = b"") -> Verdict:
     verdict = Verdict(spam=spam_marks(msg))
     report_type = _report_type(msg)
     verdict.report_type = report_type
@@ -141,7 +152,10 @@ def classify(msg: Message, parsed: ParsedMail) -> Verdict:
             box.address for box in [*parsed.to, *parsed.cc, *([parsed.sender] if parsed.sender else [])]
         }
         text = parsed.text_body or ""
-        bounce = from_heuristics(msg, text, exclude)
+        start = None
+        if len(raw) > HEURISTICS_LIMIT:
+            start = BytesParser(policy=policy.compat32).parsebytes(raw[:HEURISTICS_LIMIT])
+        bounce = from_heuristics(msg, text[:HEURISTICS_LIMIT], exclude, start)
         if bounce is None and _machine_sent(msg, parsed, report_type):
             bounce = from_text(msg, text, exclude)
         if bounce is not None:

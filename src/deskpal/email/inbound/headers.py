@@ -30,8 +30,11 @@ _BARE_ID = re.compile(r"[^<>\s,;\"()]{1,900}@[^<>\s,;\"()]{1,900}")
 _QP_ESCAPE = re.compile(rb"=([0-9A-Fa-f]{2})")
 
 
+MAX_VALUE = 64 * 1024  # a header value is decoded up to this length; no real one is longer
+
+
 def unfold(value: str) -> str:
-    return _FOLD.sub(" ", value).strip()
+    return _FOLD.sub(" ", value[:MAX_VALUE]).strip()
 
 
 def _decode_word(charset: str, encoding: str, payload: str) -> str:
@@ -89,6 +92,10 @@ def _clean(box: Mailbox) -> Mailbox:
     return box if name == box.name else Mailbox(box.address, name)
 
 
+MAX_ADDRESSES = 500  # per header: the standard library's address parser is slow on huge lists
+_STRICT_LIMIT = 16 * 1024
+
+
 def mailboxes(values: list[str], defects: list[str], label: str | None = None) -> list[Mailbox]:
     """The valid mailboxes of address headers; each invalid one is skipped with a defect."""
     out: list[Mailbox] = []
@@ -96,15 +103,19 @@ def mailboxes(values: list[str], defects: list[str], label: str | None = None) -
         value = repair_surrogates(unfold(raw), label)
         if not value:
             continue
-        try:
-            out.extend(_clean(box) for box in parse_addresses(value))
-            continue
-        except ValueError:
-            pass
+        if len(value) <= _STRICT_LIMIT:
+            try:
+                out.extend(_clean(box) for box in parse_addresses(value))
+                continue
+            except ValueError:
+                pass
         # One bad address spoils the whole list for the strict parser: read it mailbox by mailbox,
         # with the display name taken as written ("a@b.example <c@d.example>", "Doe@Home <j@x>").
         defects.append("InvalidAddressDefect")
-        for chunk in _split_list(value):
+        chunks = _split_list(value)
+        if len(chunks) > MAX_ADDRESSES:
+            defects.append("TooManyAddressesDefect")
+        for chunk in chunks[:MAX_ADDRESSES]:
             box = _loose_mailbox(chunk)
             if box is not None:
                 out.append(_clean(box))

@@ -16,8 +16,10 @@ UudecodeDefect (a broken uuencoded block, kept as text).
 
 from __future__ import annotations
 
+import base64
 import binascii
 import mimetypes
+import quopri
 import re
 from dataclasses import dataclass, field
 from email import policy
@@ -41,14 +43,16 @@ from deskpal.email.inbound.headers import (
     unfold,
 )
 from deskpal.email.inbound.parsed import ParsedAttachment, ParsedMail
-from deskpal.email.inbound.quotes import visible_text
+from deskpal.email.inbound.quotes import defuse_html, visible_text
 from deskpal.messages.html import html_to_text
 
 MAX_DEPTH = 40  # deeper MIME nesting than this is an attack or a loop, not a mail
+MAX_BOUNDARIES = 100
+_BOUNDARY = re.compile(rb"boundary[ \t]*=", re.I)
 _ENCLOSED = {"message/rfc822", "message/global"}
 _TNEF = {"application/ms-tnef", "application/vnd.ms-tnef"}
-# uuencode inside a text body: `begin 644 name` … `end`; bounded lines, no nested quantifiers.
-_UU_BLOCK = re.compile(r"^begin [0-7]{3,4} ([^\r\n]{1,255})\r?\n(.*?)^end[ \t]*$", re.M | re.S)
+# uuencode inside a text body: `begin 644 name` … `end`.
+_UU_BEGIN = re.compile(r"^begin [0-7]{3,4} ([^\r\n]{1,255})\r?\n?$")
 _PATH = re.compile(r"^.*[/\\]")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
@@ -72,7 +76,7 @@ def parse(raw: bytes) -> ParsedMail:
     defects: list[str] = []
     msg = _read(raw, defects)
     try:
-        return _parse(msg, defects, crlf=b"\r\n" in raw[:4096])
+        return _parse(msg, raw, defects)
     except Exception as exc:  # a parser bug must not lose the mail: keep what the headers say
         defects.append(f"ParserFailureDefect:{type(exc).__name__}")
         return ParsedMail(
@@ -86,6 +90,14 @@ def parse(raw: bytes) -> ParsedMail:
 
 
 def _read(raw: bytes, defects: list[str]) -> Message:
+    # The standard library's parser slows down with every nested multipart (each line is checked
+    # against every open boundary): a mail is read up to its MAX_BOUNDARIES-th boundary parameter.
+    boundaries = _BOUNDARY.finditer(raw)
+    for count, match in enumerate(boundaries, start=1):
+        if count > MAX_BOUNDARIES:
+            raw = raw[: match.start()]
+            defects.append("TooDeepDefect")
+            break
     try:
         return BytesParser(policy=policy.default).parsebytes(raw)
     except Exception:
@@ -96,9 +108,9 @@ def _read(raw: bytes, defects: list[str]) -> Message:
         return Message()
 
 
-def _parse(msg: Message, defects: list[str], *, crlf: bool) -> ParsedMail:
+def _parse(msg: Message, raw: bytes, defects: list[str]) -> ParsedMail:
     label = _first_text_charset(msg)
-    walk = _Walk(defects, linesep="\r\n" if crlf else "\n")
+    walk = _Walk(defects, linesep="\r\n" if b"\r\n" in raw[:4096] else "\n")
     _walk(msg, walk, container=None, depth=0)
     _collect_defects(msg, defects)
 
@@ -106,7 +118,7 @@ def _parse(msg: Message, defects: list[str], *, crlf: bool) -> ParsedMail:
     html = "\n".join(walk.htmls) or None
     if plain is None and html is None and walk.tnef_bodies:
         plain = "\n\n".join(walk.tnef_bodies)
-    text_body = plain if plain is not None else (html_to_text(html) if html else None)
+    text_body = plain if plain is not None else (html_to_text(defuse_html(html)) if html else None)
 
     parsed = ParsedMail(
         message_id=message_id(raw_values(msg, "message-id")),
@@ -127,7 +139,7 @@ def _parse(msg: Message, defects: list[str], *, crlf: bool) -> ParsedMail:
     parsed.reply_to = mailboxes(raw_values(msg, "reply-to"), defects, label)
     parsed.to = mailboxes(raw_values(msg, "to"), defects, label)
     parsed.cc = mailboxes(raw_values(msg, "cc"), defects, label)
-    verdict = classify(msg, parsed)
+    verdict = classify(msg, parsed, raw)
     parsed.kind, parsed.auto_reason, parsed.bounce = verdict.kind, verdict.auto_reason, verdict.bounce
     parsed.report_type, parsed.spam = verdict.report_type, verdict.spam
     parsed.visible_text = visible_text(plain, html)
@@ -186,12 +198,26 @@ def _message_part(part: Message, ctype: str, walk: _Walk, *, container: int | No
     )
     if ctype in _ENCLOSED and subs:
         inner = subs[0]
+        encoding = str(part.get("content-transfer-encoding", "")).strip().lower()
+        if encoding in {"base64", "quoted-printable"}:
+            # RFC 2046 forbids it, clients do it: the parser read the encoded text as a message.
+            data = _decode_transfer(data, encoding)
+            inner = _read(data, walk.defects)
         name = _filename(part) or _eml_name(inner, len(walk.attachments))
         index = walk.add(ParsedAttachment(name, ctype, data, _content_id(part), False, container))
         _walk(inner, walk, container=index, depth=depth + 1)
         return
     name = _filename(part) or f"{ctype.split('/', 1)[1]}.txt"
     walk.add(ParsedAttachment(name, ctype, data, _content_id(part), False, container))
+
+
+def _decode_transfer(data: bytes, encoding: str) -> bytes:
+    try:
+        if encoding == "base64":
+            return base64.b64decode(b"".join(data.split()), validate=False)
+        return quopri.decodestring(data)
+    except (binascii.Error, ValueError):
+        return data
 
 
 def _eml_name(inner: Message, index: int) -> str:
@@ -320,25 +346,47 @@ def _made_up_name(ctype: str, index: int) -> str:
 
 
 def _uudecode(text: str, walk: _Walk, container: int | None) -> str:
-    """uuencoded files inside a text body become attachments; the body keeps the rest."""
+    """uuencoded files inside a text body become attachments; the body keeps the rest. One pass
+    over the lines: a `begin` without its `end` stays text."""
     if "begin " not in text:
         return text
-
-    def extract(match: re.Match[str]) -> str:
-        data = bytearray()
-        try:
-            for line in match.group(2).splitlines():
-                if line.strip() and line != "`":
-                    data += _uu_line(line)
-        except binascii.Error:
+    lines = text.splitlines(keepends=True)
+    kept: list[str] = []
+    index = 0
+    while index < len(lines):
+        begin = _UU_BEGIN.match(lines[index])
+        if begin is None:
+            kept.append(lines[index])
+            index += 1
+            continue
+        end = index + 1
+        while end < len(lines) and lines[end].strip() != "end":
+            end += 1
+        if end == len(lines):
+            kept.extend(lines[index:])
+            break
+        data = _uu_data(lines[index + 1 : end])
+        if data is None:
             walk.defects.append("UudecodeDefect")
-            return match.group(0)
-        name = _CONTROL.sub("", _PATH.sub("", match.group(1))).strip() or "uuencoded.bin"
-        ctype = mimetypes.guess_type(name)[0] or "application/octet-stream"
-        walk.add(ParsedAttachment(name, ctype, bytes(data), None, False, container))
-        return ""
+            kept.extend(lines[index : end + 1])
+        else:
+            name = _CONTROL.sub("", _PATH.sub("", begin.group(1))).strip() or "uuencoded.bin"
+            ctype = mimetypes.guess_type(name)[0] or "application/octet-stream"
+            walk.add(ParsedAttachment(name, ctype, data, None, False, container))
+        index = end + 1
+    return "".join(kept)
 
-    return _UU_BLOCK.sub(extract, text)
+
+def _uu_data(lines: list[str]) -> bytes | None:
+    data = bytearray()
+    try:
+        for line in lines:
+            line = line.rstrip("\r\n")
+            if line.strip() and line != "`":
+                data += _uu_line(line)
+    except (binascii.Error, IndexError):
+        return None
+    return bytes(data)
 
 
 def _uu_line(line: str) -> bytes:
@@ -364,4 +412,4 @@ def _untnef(data: bytes, walk: _Walk, index: int) -> None:
     if isinstance(body, bytes):
         body = decode_bytes(body, None)[0]
     if isinstance(body, str) and body.strip():
-        walk.tnef_bodies.append(html_to_text(body) if "<" in body and ">" in body else body)
+        walk.tnef_bodies.append(html_to_text(defuse_html(body)) if "<" in body and ">" in body else body)

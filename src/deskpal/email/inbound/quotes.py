@@ -28,12 +28,14 @@ what the customer sent.
 from __future__ import annotations
 
 import re
+from collections import Counter
 from html.parser import HTMLParser
 
 from deskpal.messages.html import html_to_text
 
 _BLANKS = re.compile(r"\n{3,}")
-MAX_LINE = 2000  # longer lines are not quote headers: patterns never see more than this
+MAX_LINE = 2000  # patterns never see a longer line
+MAX_HEADER = 400  # a quote header ("On <date>, <name> <address> wrote:") is shorter than this
 
 
 def normalise_whitespace(text: str) -> str:
@@ -45,10 +47,37 @@ def normalise_whitespace(text: str) -> str:
 def visible_text(text: str | None, html: str | None) -> str:
     """The new text of a mail from its plain text (preferred) or, when it has none, its HTML."""
     if text and text.strip():
-        return strip_text(text)
+        return strip_text(text[:MAX_TEXT])
     if html and html.strip():
-        return strip_text(html_to_text(strip_html(html)))
+        return strip_text(html_to_text(strip_html(defuse_html(html))))
     return ""
+
+
+# What a person writes above the history fits in these; a longer body's visible text is its start.
+MAX_TEXT = 512 * 1024
+MAX_HTML = 256 * 1024  # the standard library's HTML parser reads ~0.5 MB of dense tags a second
+_STRAY_LT = re.compile(r"<(?![A-Za-z/!?])")
+
+
+def defuse_html(html: str) -> str:
+    """HTML that the standard library's parser reads in linear time: at most MAX_HTML characters,
+    comments and declarations removed in one pass (an unclosed `<!--` otherwise makes it re-scan
+    the rest of the document at every `<`), stray `<` escaped."""
+    html = html[:MAX_HTML]
+    out: list[str] = []
+    position = 0
+    while True:
+        start = html.find("<!", position)
+        if start < 0:
+            out.append(html[position:])
+            break
+        out.append(html[position:start])
+        closer = "-->" if html.startswith("<!--", start) else ">"
+        end = html.find(closer, start + 2)
+        if end < 0:
+            break  # an unclosed comment hides the rest, as it does in a browser
+        position = end + len(closer)
+    return _STRAY_LT.sub("&lt;", "".join(out))
 
 
 # --- plain text -------------------------------------------------------------------------------------
@@ -134,7 +163,7 @@ def _quote_header_end(lines: list[str], index: int) -> int | None:
         # The header's first line must look like one (a lead word, a date, a time, an address):
         # otherwise "Hi," above a header would be read as its start.
         first = lines[index].strip()
-        if not joined.endswith(":"):
+        if not joined.endswith(":") or len(joined) > MAX_HEADER:
             continue
         header = _QUOTE_HEADER.match(joined) or _DATED_ADDRESS.match(joined)
         if header and (re.match(_LEAD, first, re.I) or _HAS_DATE.search(first)):
@@ -244,6 +273,7 @@ class _QuoteStripper(HTMLParser):
         super().__init__(convert_charrefs=False)
         self.out: list[str] = []
         self._open: list[str] = []  # the tags open right now
+        self._open_count: Counter[str] = Counter()  # the same, for a membership test in O(1)
         self._drop_depth: int | None = None  # len(self._open) where the dropped element opened
         self.cut = False
 
@@ -256,6 +286,7 @@ class _QuoteStripper(HTMLParser):
         values = {k: (v or "") for k, v in attrs}
         if tag not in _VOID:
             self._open.append(tag)
+            self._open_count[tag] += 1
         if self._drop_depth is not None:
             return
         classes = values.get("class", "").lower()
@@ -281,9 +312,11 @@ class _QuoteStripper(HTMLParser):
     def handle_endtag(self, tag: str) -> None:
         if self.cut:
             return
-        if tag in self._open:
+        if self._open_count[tag] > 0:
             while self._open:  # close what the sender left open inside it, as browsers do
-                if self._open.pop() == tag:
+                closed = self._open.pop()
+                self._open_count[closed] -= 1
+                if closed == tag:
                     break
         if self._drop_depth is not None:
             if len(self._open) < self._drop_depth:
