@@ -120,7 +120,9 @@ class TicketMessage(TenantOwned, Base):
     # answer, a report: it reopens nothing and triggers nothing), and where replies to it go (the
     # mail's Reply-To, when it had one; else from_address).
     threading_reason: Mapped[str | None] = mapped_column(Text)
-    is_auto_reply: Mapped[bool] = mapped_column(Boolean, nullable=False, default=False, server_default=false())
+    is_auto_reply: Mapped[bool] = mapped_column(
+        Boolean, nullable=False, default=False, server_default=false()
+    )
     reply_to_address: Mapped[str | None] = mapped_column(Text)
     # A bounce of this outgoing mail (is_bounced): the RFC 3463 status and the server's words.
     bounce_status: Mapped[str | None] = mapped_column(String(32))
