@@ -23,6 +23,7 @@ from deskpal.core.db import utcnow
 from deskpal.customers.models import Customer, CustomerRep
 from deskpal.email import compose, templates, tracking
 from deskpal.email.delivery import mail_channel, sender_address
+from deskpal.email.models import EmailTemplate
 from deskpal.email.runtime import runtime
 from deskpal.email.service import template_for
 from deskpal.messages.models import SenderType, TicketMessage
@@ -70,8 +71,23 @@ def ticket_tag(channel: Channel) -> str:
     return tag if isinstance(tag, str) and "{ticketID}" in tag else compose.DEFAULT_TAG
 
 
-async def assemble(ctx: Ctx, msg: TicketMessage, *, when: datetime | None = None) -> Assembled:
-    """The mail `msg` (an outgoing message, sent or to be sent) becomes."""
+@dataclass(slots=True)
+class AssemblyCache:
+    """What the mails of one batch share, read once in its transaction: the templates they name."""
+
+    templates: dict[int | None, EmailTemplate | None] = field(default_factory=dict)
+
+    async def template(self, ctx: Ctx, email_template_id: int | None) -> EmailTemplate | None:
+        if email_template_id not in self.templates:
+            self.templates[email_template_id] = await template_for(ctx, email_template_id)
+        return self.templates[email_template_id]
+
+
+async def assemble(
+    ctx: Ctx, msg: TicketMessage, *, when: datetime | None = None, cache: AssemblyCache | None = None
+) -> Assembled:
+    """The mail `msg` (an outgoing message, sent or to be sent) becomes (`cache`: shared by the
+    mails of one transaction)."""
     channel = await mail_channel(ctx, msg.channel_id)
     ticket = await ctx.db.get(Ticket, msg.ticket_id)
     assert ticket is not None  # the message's ticket goes with it (ON DELETE CASCADE)
@@ -83,8 +99,9 @@ async def assemble(ctx: Ctx, msg: TicketMessage, *, when: datetime | None = None
     text, html = msg.text_body or msg.message, msg.html_body
     if forwarded is not None:
         text, html = _with_forwarded(text, html, forwarded)
+    template = await (cache or AssemblyCache()).template(ctx, msg.email_template_id)
     wrapped = templates.wrap(
-        await template_for(ctx, msg.email_template_id),
+        template,
         await _context(ctx, msg, ticket, channel),
         text=text,
         html=html,
