@@ -3,7 +3,7 @@ raw bytes durable before parsing, duplicates stored once, the limit enforced whi
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -163,11 +163,14 @@ class TestWhoMaySend:
 
 class TestLimit:
     @pytest.fixture
-    def small_limit(self, app: FastAPI, monkeypatch: pytest.MonkeyPatch) -> int:
-        limit = 64 * 1024
-        settings = app.state.settings.model_copy(update={"max_inbound_mail_bytes": limit})
-        monkeypatch.setattr(app.state, "settings", settings)
-        return limit
+    def small_limit(self, app: FastAPI) -> Iterator[int]:
+        # The app is shared by the session: its settings come back after the test.
+        limit, kept = 64 * 1024, app.state.settings
+        app.state.settings = kept.model_copy(update={"max_inbound_mail_bytes": limit})
+        try:
+            yield limit
+        finally:
+            app.state.settings = kept
 
     async def test_a_body_over_the_limit_is_413_while_it_streams_and_nothing_is_kept(
         self,

@@ -63,6 +63,9 @@ class HeaderFacts:
     message_id: str | None = None
     subject: str | None = None
     from_address: str | None = None
+    # The first Message-ID of its thread as the header names it (References' first, else
+    # In-Reply-To, else its own): mails of one thread are filed one at a time, in order.
+    thread_root: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,6 +74,13 @@ class StagedMail:
     size: int
     sha256: str
     header: HeaderFacts
+
+    @property
+    def ordering_key(self) -> str | None:
+        """Its thread's: a reply is filed after the mail it answers (which it threads by), and two
+        copies of one mail (two channels) one after the other, never side by side."""
+        root = self.header.thread_root
+        return "thread:" + hashlib.sha256(root.encode("utf-8", "replace")).hexdigest() if root else None
 
     @property
     def dedupe_key(self) -> str:
@@ -116,10 +126,15 @@ def header_facts(head: bytes) -> HeaderFacts:
         sender = addresses[0].addr_spec.lower() if addresses else None
     except Exception:
         sender = value("From")
+    root = next(
+        (ids[0] for ids in (_MSG_ID.findall(value(h) or "") for h in ("References", "In-Reply-To")) if ids),
+        message_id,
+    )
     return HeaderFacts(
         message_id=_clip(message_id, 998),
         subject=_clip(value("Subject"), 998),
         from_address=_clip(sender, 320),
+        thread_root=root,
     )
 
 
@@ -203,6 +218,7 @@ async def record(
             RECEIVE_KIND,
             ReceiveMail(inbound_mail_id=row.inbound_mail_id, storage=storage.locator),
             idempotency_key=job_key(row),
+            ordering_key=staged.ordering_key,
         )
         return row
     original = await _original(ctx, channel.channel_id, staged.dedupe_key)
