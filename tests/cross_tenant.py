@@ -344,7 +344,9 @@ async def _inbound_mail(app: FastAPI, tenant: Tenant) -> dict[str, Any]:
     from deskpal.email.inbound.models import InboundStatus
     from deskpal.email.inbound.receive import receive
 
-    raw = f"From: walker@walk.test\r\nSubject: walk\r\nMessage-ID: <{unique('walk')}@walk.test>\r\n\r\nwalk\r\n"
+    raw = (
+        f"From: walker@walk.test\r\nSubject: walk\r\nMessage-ID: <{unique('walk')}@walk.test>\r\n\r\nwalk\r\n"
+    )
 
     async def make(ctx: Ctx) -> int:
         channel, _ = await create_channel(ctx, ChannelCreateDTO(name="mail", channel_type="Email"))

@@ -39,7 +39,12 @@ class TestReceive:
         assert answer["status"] == "pending" and answer["duplicateOfID"] is None
         [row] = await rows(app, tenant)
         assert row.inbound_mail_id == answer["inboundMailID"]
-        assert (row.status, row.size, row.header_message_id, row.source) == ("pending", len(raw), mid, "endpoint")
+        assert (row.status, row.size, row.header_message_id, row.source) == (
+            "pending",
+            len(raw),
+            mid,
+            "endpoint",
+        )
         # Durable before any parsing: the bytes are in storage already, exactly as sent.
         assert await app.state.storage.read_all(row.storage_key) == raw
 
@@ -83,7 +88,9 @@ class TestReceive:
         raw = raw_mail(no_message_id=True)
         first = await received(client, tenant, mail_channel["channelID"], raw)
         second = await received(client, tenant, mail_channel["channelID"], raw)
-        other = await received(client, tenant, mail_channel["channelID"], raw_mail(no_message_id=True, body="x"))
+        other = await received(
+            client, tenant, mail_channel["channelID"], raw_mail(no_message_id=True, body="x")
+        )
         assert second["status"] == "duplicate" and second["duplicateOfID"] == first["inboundMailID"]
         assert other["status"] == "pending"
         await run_jobs_until_idle(app)
@@ -122,7 +129,9 @@ class TestReceive:
         self, client: httpx.AsyncClient, tenant: Tenant, mail_channel: dict[str, Any]
     ) -> None:
         for content_type in ("application/octet-stream", "text/plain; charset=utf-8"):
-            r = await post_mail(client, tenant.headers, mail_channel["channelID"], raw_mail(), content_type=content_type)
+            r = await post_mail(
+                client, tenant.headers, mail_channel["channelID"], raw_mail(), content_type=content_type
+            )
             assert r.status_code == 202, r.text
         r = await post_mail(
             client, tenant.headers, mail_channel["channelID"], b'{"a": 1}', content_type="application/json"
@@ -145,14 +154,18 @@ class TestWhoMaySend:
         assert r.status_code == 404 and r.json()["code"] == "NOT_FOUND"
 
     async def test_a_chat_channel_is_422(self, client: httpx.AsyncClient, tenant: Tenant) -> None:
-        chat = await client.post("/api/Channels", json={"name": "c", "channelType": "Chat"}, headers=tenant.headers)
+        chat = await client.post(
+            "/api/Channels", json={"name": "c", "channelType": "Chat"}, headers=tenant.headers
+        )
         r = await post_mail(client, tenant.headers, chat.json()["channelID"], raw_mail())
         assert r.status_code == 422 and r.json()["code"] == "NOT_AN_EMAIL_CHANNEL"
 
     async def test_an_agent_may_and_a_restricted_rep_or_viewer_may_not(
         self, client: httpx.AsyncClient, tenant: Tenant, mail_channel: dict[str, Any]
     ) -> None:
-        r = await post_mail(client, await tenant.headers_for(Role.AGENT), mail_channel["channelID"], raw_mail())
+        r = await post_mail(
+            client, await tenant.headers_for(Role.AGENT), mail_channel["channelID"], raw_mail()
+        )
         assert r.status_code == 202, r.text
         for role in (Role.RESTRICTED, Role.VIEWER):
             r = await post_mail(client, await tenant.headers_for(role), mail_channel["channelID"], raw_mail())
@@ -223,6 +236,8 @@ class TestList:
             headers=tenant.headers,
         )
         assert stored.json()["totalCount"] == 3
-        assert (await client.get("/api/InboundMails?status=failed", headers=tenant.headers)).json()["totalCount"] == 0
+        assert (await client.get("/api/InboundMails?status=failed", headers=tenant.headers)).json()[
+            "totalCount"
+        ] == 0
         bad = await client.get("/api/InboundMails?status=lost", headers=tenant.headers)
         assert bad.status_code == 400 and bad.json()["errors"][0]["field"] == "status"

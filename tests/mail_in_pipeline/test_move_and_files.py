@@ -8,7 +8,16 @@ from typing import Any
 import httpx
 from fastapi import FastAPI
 
-from tests.mail_in_pipeline.helpers import CUSTOMER, SUPPORT, inbound_mail, message, new_id, raw_mail, received, ticket
+from tests.mail_in_pipeline.helpers import (
+    CUSTOMER,
+    SUPPORT,
+    inbound_mail,
+    message,
+    new_id,
+    raw_mail,
+    received,
+    ticket,
+)
 from tests.messages.helpers import messages_of
 from tests.support import Tenant, run_jobs_until_idle
 
@@ -29,14 +38,20 @@ class TestMove:
     async def test_a_message_moved_to_another_ticket_leaves_both_tickets_current(
         self, app: FastAPI, client: httpx.AsyncClient, tenant: Tenant, mail_channel: dict[str, Any]
     ) -> None:
-        first = await filed(app, client, tenant, mail_channel, raw_mail(subject="Order 1234", body="Where is it?"))
+        first = await filed(
+            app, client, tenant, mail_channel, raw_mail(subject="Order 1234", body="Where is it?")
+        )
         # The same question, written again without any reference: threading opened a new ticket.
         second = await filed(
             app,
             client,
             tenant,
             mail_channel,
-            raw_mail(subject="Still waiting", body="Any news on 1234?", headers={"Date": "Sun, 06 Dec 2026 11:00:00 +0100"}),
+            raw_mail(
+                subject="Still waiting",
+                body="Any news on 1234?",
+                headers={"Date": "Sun, 06 Dec 2026 11:00:00 +0100"},
+            ),
         )
         assert first["ticketID"] != second["ticketID"]
         r = await move(client, tenant, second["messageID"], {"ticketID": first["ticketID"]})
@@ -57,7 +72,9 @@ class TestMove:
     async def test_a_message_moved_to_a_new_ticket_opens_it(
         self, app: FastAPI, client: httpx.AsyncClient, tenant: Tenant, mail_channel: dict[str, Any]
     ) -> None:
-        first = await filed(app, client, tenant, mail_channel, raw_mail(subject="Invoice", message_id=new_id()))
+        first = await filed(
+            app, client, tenant, mail_channel, raw_mail(subject="Invoice", message_id=new_id())
+        )
         reply = raw_mail(
             subject="Re: Invoice", body="A different question: can I change my address?",
             headers={"In-Reply-To": first["messageIdentifier"]},
@@ -77,7 +94,12 @@ class TestMove:
         self, app: FastAPI, client: httpx.AsyncClient, tenant: Tenant, mail_channel: dict[str, Any]
     ) -> None:
         mail = await filed(app, client, tenant, mail_channel, raw_mail())
-        for body in ({}, {"ticketID": mail["ticketID"], "newTicket": True}, {"ticketID": 2**40}, {"ticketID": mail["ticketID"]}):
+        for body in (
+            {},
+            {"ticketID": mail["ticketID"], "newTicket": True},
+            {"ticketID": 2**40},
+            {"ticketID": mail["ticketID"]},
+        ):
             r = await move(client, tenant, mail["messageID"], body)
             assert r.status_code == 400, (body, r.text)
             assert r.json()["errors"][0]["field"] == "ticketID"
@@ -99,7 +121,7 @@ def html_mail_with_inline_image() -> bytes:
         "--REL\r\nContent-Type: image/png; name=shot.png\r\nContent-Transfer-Encoding: base64\r\n"
         "Content-ID: <shot.1@customer.test>\r\nContent-Disposition: inline; filename=shot.png\r\n\r\n"
         f"{image}\r\n--REL--\r\n"
-    ).encode("utf-8")
+    ).encode()
 
 
 class TestFiles:

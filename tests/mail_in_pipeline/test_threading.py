@@ -63,7 +63,8 @@ def gmail_reply(thread: dict[str, Any]) -> bytes:
     return raw_mail(
         subject=thread["subject"],
         body=(
-            "Thanks, that is quick!\n\nOn Sun, Dec 6, 2026 at 10:05 AM Acme Support <support@acme.test> wrote:\n"
+            "Thanks, that is quick!\n\n"
+            "On Sun, Dec 6, 2026 at 10:05 AM Acme Support <support@acme.test> wrote:\n"
             "> It ships today.\n"
         ),
         headers={
@@ -81,7 +82,9 @@ def outlook_reply(thread: dict[str, Any]) -> bytes:
         subject="AW: " + thread["subject"].removeprefix("Re: "),
         body=(
             "Danke!\n\n-----Ursprüngliche Nachricht-----\nVon: Acme Support <support@acme.test>\n"
-            "Gesendet: Sonntag, 6. Dezember 2026 10:05\nBetreff: " + thread["subject"] + "\n\nIt ships today.\n"
+            "Gesendet: Sonntag, 6. Dezember 2026 10:05\nBetreff: "
+            + thread["subject"]
+            + "\n\nIt ships today.\n"
         ),
         headers={
             "Thread-Topic": "My order is late",
@@ -148,7 +151,10 @@ class TestReplies:
         thread = await conversation(app, client, tenant, mail_channel, smtp_sink)
         raw = raw_mail(
             subject="something else entirely",
-            headers={"In-Reply-To": new_id("elsewhere.test"), "References": f"{thread['first_id']} {new_id()}"},
+            headers={
+                "In-Reply-To": new_id("elsewhere.test"),
+                "References": f"{thread['first_id']} {new_id()}",
+            },
         )
         mail = await filed(app, client, tenant, mail_channel, raw)
         assert mail["ticketID"] == thread["ticket_id"]
@@ -249,10 +255,13 @@ def dsn(ours: str, *, action: str = "failed", status: str = "5.1.1") -> bytes:
     words = "550 5.1.1 <zoe@customer.test>: Recipient address rejected: User unknown"
     if action == "delayed":
         words = "451 4.4.1 host mx.customer.test[192.0.2.1]: Connection timed out"
+    subject = "Undelivered Mail Returned to Sender"
+    if action == "delayed":
+        subject = "Delayed Mail (still being retried)"
     return (
         "From: Mail Delivery System <MAILER-DAEMON@mx.customer.test>\r\n"
         f"To: {SUPPORT}\r\n"
-        f"Subject: {'Undelivered Mail Returned to Sender' if action == 'failed' else 'Delayed Mail (still being retried)'}\r\n"
+        f"Subject: {subject}\r\n"
         "Date: Sun, 06 Dec 2026 10:06:00 +0100\r\n"
         f"Message-ID: {new_id('mx.customer.test')}\r\n"
         "Auto-Submitted: auto-replied\r\n"
@@ -325,7 +334,9 @@ class TestBounces:
         smtp_sink: Any,
     ) -> None:
         thread = await conversation(app, client, tenant, mail_channel, smtp_sink)
-        mail = await filed(app, client, tenant, mail_channel, dsn(thread["ours"], action="delayed", status="4.4.1"))
+        mail = await filed(
+            app, client, tenant, mail_channel, dsn(thread["ours"], action="delayed", status="4.4.1")
+        )
         assert mail["status"] == "stored" and mail["kind"] == "bounce" and mail["ticketID"] is None
         answer = await message(client, tenant, thread["answer_id"])
         assert answer["isBounced"] is False and answer["deliveryStatus"] == "sent"
