@@ -72,7 +72,6 @@ async def file_bounce(ctx: Ctx, mail: ParsedMail) -> BounceOutcome:
         msg.bounce_status = (bounce.status or "")[:32] or None
         msg.bounce_diagnostic = bounce.diagnostic
         msg.delivery_status = DeliveryStatus.BOUNCED.value
-        msg.send_pending = False
         ticket = await ctx.db.get(Ticket, msg.ticket_id)
         if ticket is None:
             continue
