@@ -48,22 +48,24 @@ def _words(step: str, exc: BaseException) -> str:
     return f"{step}: {type(exc).__name__}{': ' + text if text else ''}"[:_ERROR_CHARS]
 
 
-async def _begin(job: JobContext, p: ReceiveMail) -> tuple[str, int] | None:
-    """Count the attempt; on the last one mark the row failed first, so that a mail whose every
-    attempt is cut off (a crash, the time limit) ends failed, not pending forever."""
-    async with job.db() as ctx:
+async def _begin(job: JobContext, p: ReceiveMail) -> str | None:
+    """The raw mail's key if the row is still to be filed. The last attempt first marks the row
+    failed, so that a mail whose every attempt is cut off (a crash, the time limit) ends failed,
+    not pending forever; the others only read (a write transaction per mail costs a commit)."""
+    last = last_attempt(job)
+    async with job.db(write=last) as ctx:
         row = await ctx.db.get(InboundMail, p.inbound_mail_id)
         if row is None or row.status != InboundStatus.PENDING.value:
             return None  # filed by an earlier attempt, or not to be filed
-        row.attempts += 1
-        if job.attempt >= job.max_attempts:
+        if last:
             row.status = InboundStatus.FAILED.value
+            row.attempts += 1
             row.error = (
                 f"attempt {job.attempt} of {job.max_attempts}: the earlier attempts did not finish "
                 "(the worker stopped, or a time limit)"
             )
-        await ctx.db.flush()
-        return row.storage_key, row.attempts
+            await ctx.db.flush()
+        return row.storage_key
 
 
 async def _fail(job: JobContext, p: ReceiveMail, error: str, kind: MailKind | None = None) -> None:
@@ -71,10 +73,16 @@ async def _fail(job: JobContext, p: ReceiveMail, error: str, kind: MailKind | No
         row = await ctx.db.get(InboundMail, p.inbound_mail_id)
         if row is None:
             return
+        if not last_attempt(job):  # the last attempt counted itself when it began
+            row.attempts += 1
         row.status, row.error, row.processed_at = InboundStatus.FAILED.value, error, utcnow()
         if kind is not None:
             row.kind = kind.value
     log.warning("inbound mail %s failed: %s", p.inbound_mail_id, error)
+
+
+def last_attempt(job: JobContext) -> bool:
+    return job.attempt >= job.max_attempts
 
 
 async def _once(data: bytes) -> AsyncIterator[bytes]:
@@ -104,11 +112,10 @@ async def _drop(store: Storage, blobs: list[StoredBlob]) -> None:
     timeout_seconds=TIME_LIMIT_SECONDS,
 )
 async def receive_mail(job: JobContext, p: ReceiveMail) -> None:
-    begun = await _begin(job, p)
-    if begun is None:
+    key = await _begin(job, p)
+    if key is None:
         return
-    key, _ = begun
-    last = job.attempt >= job.max_attempts
+    last = last_attempt(job)
     store = storage_for(p.storage)
     try:
         async with job.call_out():
@@ -143,10 +150,14 @@ async def receive_mail(job: JobContext, p: ReceiveMail) -> None:
             row = await ctx.db.get(InboundMail, p.inbound_mail_id)
             if row is None:
                 raise _Unfileable("its row was deleted")
+            if row.status == InboundStatus.STORED.value:
+                return  # an attempt whose lease had lapsed filed it meanwhile
             channel = await ctx.db.get(Channel, row.channel_id) if row.channel_id is not None else None
             if channel is None:
                 raise _Unfileable("its channel was deleted")
             await filing.file_mail(ctx, store, row, channel, mail, blobs)
+            if not last:  # the last attempt counted itself when it began
+                row.attempts += 1  # written with the outcome, by the commit
     except Exception as exc:
         async with job.call_out():
             await _drop(store, blobs)
