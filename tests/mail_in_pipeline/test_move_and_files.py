@@ -138,3 +138,49 @@ class TestFiles:
         assert "cid:" not in html and f"/api/File/{file['accessToken']}" in html
         image = await client.get(f"/api/File/{file['accessToken']}")
         assert image.status_code == 200 and image.content == PNG
+
+    async def test_parts_unpacked_from_a_container_name_it(
+        self, app: FastAPI, client: httpx.AsyncClient, tenant: Tenant, mail_channel: dict[str, Any]
+    ) -> None:
+        """What the parser unpacked (a winmail.dat's files, an attached mail's parts) records the
+        attachment it came from: filed from a ParsedMail as the parser hands it over."""
+        from deskpal.channels.models import Channel
+        from deskpal.core.context import Ctx
+        from deskpal.core.db import transaction
+        from deskpal.email.inbound import filing
+        from deskpal.email.inbound.parsed import ParsedAttachment, ParsedMail
+        from deskpal.email.inbound.receive import receive
+        from deskpal.storage import StoredBlob
+        from tests.support import db_of
+
+        parts = [
+            ParsedAttachment("winmail.dat", "application/ms-tnef", b"TNEF"),
+            ParsedAttachment("report.pdf", "application/pdf", b"%PDF-1.4", converted_from=0),
+            ParsedAttachment("broken.txt", "text/plain", b"x", converted_from=7),
+        ]
+        mail = ParsedMail(
+            message_id=new_id(), subject="Outlook", visible_text="See attached", attachments=parts
+        )
+        storage = app.state.storage
+        async with transaction(db_of(app), customer_id=tenant.customer_id) as db:
+            ctx = Ctx.system(db, tenant.customer_id)
+            channel = await db.get(Channel, mail_channel["channelID"])
+            assert channel is not None
+            row = await receive(ctx, channel, raw_mail(), source="import", storage=storage)
+
+            async def once(data: bytes) -> Any:
+                yield data
+
+            blobs: list[StoredBlob] = [
+                await storage.put(f"attachments/{tenant.customer_id}", once(p.data), max_bytes=100)
+                for p in parts
+            ]
+            await filing.file_mail(ctx, storage, row, channel, mail, blobs)
+            message_id = row.message_id
+        r = await client.get(f"/api/TicketMessages/{message_id}/attachments", headers=tenant.headers)
+        files = {f["fileName"]: f for f in r.json()}
+        container = files["winmail.dat"]["ticketMessageAttachmentID"]
+        assert files["report.pdf"]["convertedFromAttachmentID"] == container
+        assert files["winmail.dat"]["convertedFromAttachmentID"] is None
+        assert files["broken.txt"]["convertedFromAttachmentID"] is None
+        assert all(f["isEndUserProvided"] for f in files.values())

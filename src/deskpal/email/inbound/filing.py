@@ -101,7 +101,10 @@ async def _attach(
     rows: list[TicketMessageAttachment] = []
     for part, blob in zip(mail.attachments, blobs, strict=True):
         container = part.converted_from
-        converted = rows[container].ticket_message_attachment_id if container is not None else None
+        # The container comes before what was unpacked from it; an index pointing elsewhere is
+        # the parser's slip, not a reason to lose the mail.
+        known = container is not None and 0 <= container < len(rows)
+        converted = rows[container].ticket_message_attachment_id if known and container is not None else None
         rows.append(
             await record_attachment(
                 ctx,
