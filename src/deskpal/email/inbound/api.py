@@ -5,7 +5,7 @@ from __future__ import annotations
 import email.message
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Depends, Query, Request, Response
 from fastapi.responses import StreamingResponse
 
 from deskpal.channels import service as channels
@@ -112,7 +112,7 @@ async def get_inbound_mail(ctx: Read, id: IdPath) -> InboundMailDTO:
     response_class=StreamingResponse,
     responses={200: {"description": "the raw mail", "content": {"message/rfc822": {}}}},
 )
-async def download_raw(ctx: Read, id: IdPath, request: Request) -> Any:
+async def download_raw(ctx: Read, id: IdPath, request: Request) -> Response:
     """The mail exactly as it came in (message/rfc822), streamed from storage; Range and ETag as
     for files."""
     row = await service.get_mail(ctx, id)

@@ -57,8 +57,11 @@ async def _by_headers(ctx: Ctx, mail: ParsedMail) -> tuple[Ticket, str] | None:
     wanted = header_ids(mail)
     if not wanted:
         return None
-    stmt = select(TicketMessage.message_identifier, TicketMessage.ticket_id).where(
-        TicketMessage.message_identifier.in_([mid for _, mid in wanted])
+    # The newest message of an id wins (one moved to another ticket takes its replies along).
+    stmt = (
+        select(TicketMessage.message_identifier, TicketMessage.ticket_id)
+        .where(TicketMessage.message_identifier.in_([mid for _, mid in wanted]))
+        .order_by(TicketMessage.message_id.desc())
     )
     tickets: dict[str | None, int] = {}
     for identifier, ticket_id in (await ctx.db.execute(stmt)).all():
