@@ -3,6 +3,7 @@ raw bytes durable before parsing, duplicates stored once, the limit enforced whi
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
@@ -81,6 +82,24 @@ class TestReceive:
         assert await app.state.storage.read_all(stored[1].storage_key) == again
         r = await client.get(f"/api/TicketMessages?ticketId={stored[0].ticket_id}", headers=tenant.headers)
         assert r.json()["totalCount"] == 1
+
+    async def test_arrivals_at_the_same_time_store_one_original(
+        self, app: FastAPI, client: httpx.AsyncClient, tenant: Tenant, mail_channel: dict[str, Any]
+    ) -> None:
+        """Five deliveries of one mail at once (on PostgreSQL each in its own transaction and
+        connection): the partial unique index lets one original in, the others are duplicates."""
+        raw = raw_mail(message_id=new_id())
+        answers = await asyncio.gather(
+            *(post_mail(client, tenant.headers, mail_channel["channelID"], raw) for _ in range(5))
+        )
+        assert [a.status_code for a in answers] == [202] * 5
+        statuses = sorted(a.json()["status"] for a in answers)
+        assert statuses == ["duplicate"] * 4 + ["pending"]
+        original = next(a.json()["inboundMailID"] for a in answers if a.json()["status"] == "pending")
+        assert {a.json()["duplicateOfID"] for a in answers if a.json()["status"] == "duplicate"} == {original}
+        await run_jobs_until_idle(app)
+        stored = await rows(app, tenant)
+        assert sum(r.message_id is not None for r in stored) == 1
 
     async def test_a_mail_without_message_id_is_deduplicated_by_its_bytes(
         self, app: FastAPI, client: httpx.AsyncClient, tenant: Tenant, mail_channel: dict[str, Any]

@@ -89,6 +89,12 @@ class TestMove:
         assert "change my address" in new_ticket["preview"]
         old = await ticket(client, tenant, first["ticketID"])
         assert "change my address" not in (old["preview"] or "")
+        # The customer answers the moved mail's thread: the answer follows it.
+        answer = raw_mail(
+            subject="Re: Invoice", body="Here it is", headers={"In-Reply-To": second["messageIdentifier"]}
+        )
+        third = await filed(app, client, tenant, mail_channel, answer)
+        assert third["ticketID"] == new_ticket["ticketID"]
 
     async def test_bad_move_requests_are_400_naming_ticket_id(
         self, app: FastAPI, client: httpx.AsyncClient, tenant: Tenant, mail_channel: dict[str, Any]

@@ -62,8 +62,9 @@ class InboundMail(TenantOwned, Base):
     ticket_id: Mapped[int | None] = mapped_column(
         IdType, ForeignKey("ticket.ticket_id", ondelete="SET NULL"), index=True
     )
+    # CASCADE, not SET NULL: duplicates made originals again would collide in the unique index.
     duplicate_of: Mapped[int | None] = mapped_column(
-        IdType, ForeignKey("inbound_mail.inbound_mail_id", ondelete="SET NULL"), index=True
+        IdType, ForeignKey("inbound_mail.inbound_mail_id", ondelete="CASCADE"), index=True
     )
     attempts: Mapped[int] = mapped_column(Integer, nullable=False, default=0)  # job runs so far
     processed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)

@@ -74,7 +74,7 @@ def upgrade() -> None:
         sa.Column("outcome", sa.Text(), nullable=True),
         sa.Column("message_id", _ID, sa.ForeignKey("ticket_message.message_id", ondelete="SET NULL")),
         sa.Column("ticket_id", _ID, sa.ForeignKey("ticket.ticket_id", ondelete="SET NULL")),
-        sa.Column("duplicate_of", _ID, sa.ForeignKey("inbound_mail.inbound_mail_id", ondelete="SET NULL")),
+        sa.Column("duplicate_of", _ID, sa.ForeignKey("inbound_mail.inbound_mail_id", ondelete="CASCADE")),
         sa.Column("attempts", sa.Integer(), nullable=False),
         sa.Column("processed_at", _WHEN, nullable=True),
         sqlite_autoincrement=True,
