@@ -110,7 +110,7 @@ def header_facts(head: bytes) -> HeaderFacts:
         try:
             found = message.get(name)
         except Exception:  # the policy's header classes raise on some malformed values
-            found = message.get_all(name, [None])[0] if name in message else None
+            found = next((v for k, v in message.raw_items() if k.lower() == name.lower()), None)
         return None if found is None else str(found)
 
     raw_id = value("Message-ID")
@@ -133,7 +133,7 @@ def header_facts(head: bytes) -> HeaderFacts:
     return HeaderFacts(
         message_id=_clip(message_id, 998),
         subject=_clip(value("Subject"), 998),
-        from_address=_clip(sender, 320),
+        from_address=_clip(sender, 320) if sender and "@" in sender else None,
         thread_root=root,
     )
 
