@@ -23,7 +23,7 @@ from deskpal.conversations.service import intake
 from deskpal.core.addresses import Mailbox
 from deskpal.core.context import Ctx
 from deskpal.core.db import utcnow
-from deskpal.email.inbound import bounces, threading
+from deskpal.email.inbound import bounce_marks, threading
 from deskpal.email.inbound.models import InboundMail, InboundStatus
 from deskpal.email.inbound.parsed import MailKind, ParsedMail
 from deskpal.email.runtime import runtime
@@ -187,7 +187,7 @@ async def file_mail(
             known.ticket_id,
         )
     elif mail.kind is MailKind.BOUNCE:
-        bounced = await bounces.file_bounce(ctx, mail)
+        bounced = await bounce_marks.file_bounce(ctx, mail)
         filed = Filed(bounced.outcome, bounced.message_id, bounced.ticket_id)
     else:
         filed = await _file_message(ctx, storage, channel, mail, blobs)
