@@ -31,7 +31,6 @@ from deskpal.email.outgoing import Assembled, AssemblyCache, AttachmentSource, a
 from deskpal.email.runtime import runtime
 from deskpal.messages.models import TicketMessage
 from deskpal.storage import Storage, storage_for
-from deskpal.tickets.models import Ticket
 
 log = logging.getLogger("deskpal.email")
 
@@ -77,17 +76,15 @@ class _Mail:
 
 async def _prepare(batch: JobBatch) -> list[_Mail]:
     """One transaction for the whole batch: each message still on its way assembled (the batch's
-    tickets read in one statement; template, channel and customer once), those that cannot be
-    sent settled, the rest marked `sending`."""
+    tickets and attachments read in one statement each; template, channel and customer once),
+    those that cannot be sent settled, the rest marked `sending`."""
     items = {item.payload.message_id: item for item in batch.items}
     mails: list[_Mail] = []
     async with batch.db() as ctx:
         stmt = select(TicketMessage).where(TicketMessage.message_id.in_(list(items)))
         messages = [m for m in (await ctx.db.scalars(stmt)).all() if m.delivery_status in _IN_FLIGHT]
-        tickets = {m.ticket_id for m in messages}
-        if tickets:  # into the session's identity map: assemble's ctx.db.get reads no more
-            await ctx.db.scalars(select(Ticket).where(Ticket.ticket_id.in_(tickets)))
         cache = AssemblyCache()
+        await cache.prefetch(ctx, messages)
         for msg in messages:  # the others were deleted, or their send already ended
             item = items[msg.message_id]
             mail = await _prepare_one(ctx, item, msg, cache)
@@ -177,8 +174,13 @@ async def send_mails(batch: JobBatch) -> None:
     for mail in mails:
         by_server.setdefault(mail.config, []).append(mail)
     outbox = _Outbox(batch, deadline)
-    for config, group in by_server.items():
-        await outbox.send_over(config, group)
+    try:
+        for config, group in by_server.items():
+            await outbox.send_over(config, group)
+    finally:
+        # Whatever stopped the batch (the database, a lost lease), what the servers took is written
+        # if it still can be: not written, it would be sent again.
+        await outbox.record([m for m in mails if not m.recorded and m.outcome is not None])
     await outbox.record([m for m in mails if not m.recorded])
 
 
@@ -212,9 +214,10 @@ class _Outbox:
             try:
                 while queue and session.usable and self.loop.time() < self.deadline:
                     mail = queue.pop(0)
+                    started = self.loop.time()
                     async with self.batch.call_out():
                         await self._send(session, mail)
-                    await self._took(mail)
+                    await self._took(mail, started)
             except BaseException:
                 await session.drop()  # cancelled, or the database failed: no goodbye to wait on
                 raise
@@ -237,18 +240,22 @@ class _Outbox:
             )
         except smtp.SmtpFailure as failure:
             mail.outcome = failure
-        except RetryableJobError as exc:  # the attachments' store is not reachable from here
-            mail.item.fail(exc)
+        except Exception as exc:  # no store for its attachments here, a mail that cannot be built
+            mail.item.fail(exc)  # its job retries as it would alone; the others go on
 
-    async def _took(self, mail: _Mail) -> None:
+    async def _took(self, mail: _Mail, started: float) -> None:
+        """Write what was taken when the oldest unwritten mail has waited RECORD_SECONDS, or when
+        one send took that long (a slow server: the next would make it wait longer)."""
+        now = self.loop.time()
         if not self.taken:
-            self.taken_since = self.loop.time()
+            self.taken_since = now
         self.taken.append(mail)
-        if self.loop.time() - self.taken_since >= RECORD_SECONDS:
+        if now - self.taken_since >= RECORD_SECONDS or now - started >= RECORD_SECONDS:
             await self.record(self.taken)
             self.taken = []
 
     async def record(self, mails: list[_Mail]) -> None:
+        mails = [m for m in mails if not m.recorded]
         if not mails:
             return
         async with self.batch.db() as ctx:
