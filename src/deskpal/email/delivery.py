@@ -29,7 +29,7 @@ class DeliveryStatus(CaseInsensitiveEnum):
     DEFERRED = "deferred"
     FAILED = "failed"
     SUPPRESSED = "suppressed"
-    # A delivery-status report came back for it (email/inbound/bounces.py): not delivered after all.
+    # A delivery-status report came back for it (email/inbound/bounce_marks.py): not delivered after all.
     BOUNCED = "bounced"
 
 
