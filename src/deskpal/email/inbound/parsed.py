@@ -8,14 +8,14 @@ UTC. Nothing here touches the database.
 
 from __future__ import annotations
 
-import enum
 from dataclasses import dataclass, field
 from datetime import datetime
 
 from deskpal.core.addresses import Mailbox
+from deskpal.core.enums import CaseInsensitiveEnum
 
 
-class MailKind(enum.StrEnum):
+class MailKind(CaseInsensitiveEnum):
     MESSAGE = "message"  # a mail a person wrote
     BOUNCE = "bounce"  # a delivery-status report of a failure (or a delay warning: see Bounce.delay)
     AUTOREPLY = "autoreply"  # RFC 3834 automatic mail, out-of-office and vacation answers
