@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import cache
@@ -68,7 +69,7 @@ def to_dto(view: TicketView) -> TicketReadDTO:
         )
         for u in sorted(t.end_users or (), key=itemgetter(0))
     ]
-    fields = {name: getattr(t, name) for name in READ_COLUMNS}
+    fields = dict(zip(READ_COLUMNS, _read_columns(t._fields)(t), strict=True))
     fields.update(
         custom_fields_data=dict(t.custom_fields_data or {}),
         date_created=t.created_at,
@@ -81,6 +82,14 @@ def to_dto(view: TicketView) -> TicketReadDTO:
         has_recording=t.recording_key is not None,
     )
     return built(TicketReadDTO, fields)
+
+
+@cache
+def _read_columns(names: tuple[str, ...]) -> Callable[[Any], tuple[Any, ...]]:
+    """READ_COLUMNS of a row with these column names, by position: a row's attribute lookup by
+    name, 25 columns a ticket and 25 tickets a page, was the largest part of building a page."""
+    getter = itemgetter(*(names.index(name) for name in READ_COLUMNS))
+    return getter if len(READ_COLUMNS) > 1 else lambda row: (getter(row),)
 
 
 def _json_time(value: str) -> datetime:
