@@ -1,11 +1,12 @@
 """bench/mail_corpus.py's endpoint mode: every corpus mail through POST /api/Channels/{id}/inbound.
 
-An in-process app (httpx ASGITransport) on a temporary SQLite database; each mail is posted to a
-channel of its own (fixture files reuse Message-IDs for different mails: on one channel all but the
-first would be duplicates), the worker runs in-process until idle, and what the mail became is read
-back from the API only: /api/InboundMails/{id} (status, kind, outcome), the message it became
-(/api/TicketMessages/{id}: message = visible text, bodies, addresses, headers, isAutoReply) and
-that message's attachments (/api/TicketMessages/{id}/attachments, bytes from /api/File/{token}).
+An in-process app (httpx ASGITransport) on a temporary SQLite database. Each mail is posted to a
+channel of a customer of its own: fixture files reuse Message-IDs for different mails, and within
+one customer all but the first would be duplicates or filed as the first. The worker runs
+in-process until idle, and what the mail became is read back from the API only:
+/api/InboundMails/{id} (status, kind, outcome), the message it became (/api/TicketMessages/{id}:
+message = visible text, bodies, addresses, headers, isAutoReply) and that message's attachments
+(/api/TicketMessages/{id}/attachments, bytes from /api/File/{token}).
 
 What the API does not show is not guessed: the keys in UNOBSERVABLE are reported as such.
 """
@@ -63,8 +64,6 @@ class Endpoint:
     async def __aenter__(self) -> Endpoint:
         from deskpal.app import create_app
         from deskpal.config import Settings
-        from deskpal.core.db import transaction
-        from deskpal.customers.service import create_customer
         from deskpal.migrate import upgrade_async
 
         data = Path(self.tmp.name)
@@ -75,11 +74,6 @@ class Endpoint:
         )
         self.app = create_app(settings, run_worker=False)
         self.db = self.app.state.db
-        async with transaction(self.db) as session:
-            made = await create_customer(
-                session, "Corpus", admin_email="admin@corpus.test", admin_password="corpus pass phrase"
-            )
-        self.headers = {"Authorization": f"Bearer {made.api_key}"}
         transport = httpx.ASGITransport(app=self.app)
         self.client = httpx.AsyncClient(transport=transport, base_url="http://corpus.test", timeout=120)
         return self
@@ -88,6 +82,21 @@ class Endpoint:
         await self.client.aclose()
         await self.db.engine.dispose()
         self.tmp.cleanup()
+
+    async def tenant(self, n: int) -> None:
+        """A customer of its own for the next mail: filing finds a Message-ID the customer already
+        has on any of its channels, and fixture files reuse Message-IDs for different mails."""
+        from deskpal.core.db import transaction
+        from deskpal.customers.service import create_customer
+
+        async with transaction(self.db) as session:
+            made = await create_customer(
+                session,
+                f"Corpus {n}",
+                admin_email=f"admin{n}@corpus.test",
+                admin_password="corpus pass phrase",
+            )
+        self.headers = {"Authorization": f"Bearer {made.api_key}"}
 
     async def _ok(self, method: str, url: str, **kw: Any) -> Any:
         r = await self.client.request(method, url, headers={**self.headers, **kw.pop("headers", {})}, **kw)
@@ -126,8 +135,11 @@ class Endpoint:
             o.report_type = "report"
         if kind is MailKind.AUTOREPLY:
             o.auto_reason = row["outcome"]
-        if row["messageID"] is None:
+        if row["messageID"] is None:  # a bounce, or automatic mail answering nothing: no message
             o.subject = row["subject"] or ""
+            sender = _boxes(row["fromAddress"])
+            o.sender = sender[0] if sender else None
+            o.message_id = row["messageIdentifier"]
             return o, row
         msg = await self._ok("GET", f"/api/TicketMessages/{row['messageID']}")
         o.visible_text = msg.get("message") or ""
@@ -168,14 +180,16 @@ async def ingest_all(mails: list[tuple[str, bytes]]) -> tuple[dict[str, Any], di
     statuses: dict[str, int] = {}
     async with Endpoint() as ep:
         started = time.perf_counter()
-        posted: list[tuple[str, int, float]] = []
-        for rel, raw in mails:
+        posted: list[tuple[str, int, float, dict[str, str]]] = []
+        for n, (rel, raw) in enumerate(mails):
+            await ep.tenant(n)
             channel_id = await ep.channel(rel)
-            posted.append((rel, await ep.post(channel_id, raw), time.perf_counter()))
+            posted.append((rel, await ep.post(channel_id, raw), time.perf_counter(), ep.headers))
         post_seconds = time.perf_counter() - started
         await ep.run_jobs()
         filed_seconds = time.perf_counter() - started
-        for rel, inbound_id, at in posted:
+        for rel, inbound_id, at, headers in posted:
+            ep.headers = headers
             o, row = await ep.observe(inbound_id, at)
             observed[rel] = o
             statuses[row["status"]] = statuses.get(row["status"], 0) + 1
