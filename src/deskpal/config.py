@@ -66,6 +66,13 @@ class Settings(BaseSettings):
     smtp_timeout_seconds: float = Field(
         default=30, gt=0, le=600, description="How long an SMTP server may take to answer each step."
     )
+    auto_mail_per_address_per_hour: int = Field(
+        default=5,
+        ge=0,
+        le=10_000,
+        description="Automatic mails (AI and system replies, escalation notices) deskpal sends one "
+        "address in an hour, per customer; over it they are not sent (docs/mail.md).",
+    )
 
     @field_validator("database_url")
     @classmethod

@@ -48,3 +48,16 @@ async def address_owner(db: AsyncSession, network: str, address: str) -> int | N
         ChannelAddress.network == network, ChannelAddress.address == address
     )
     return (await db.scalars(stmt.execution_options(all_tenants=True))).first()
+
+
+async def held_addresses(db: AsyncSession, network: str, addresses: list[str]) -> set[str]:
+    """Which of `addresses` (compared as the network's channels store them) a channel of any
+    customer holds: deskpal's own addresses, which its automatic mail never goes to."""
+    keys = {address_key(network, a): a for a in addresses}
+    if not keys:
+        return set()
+    stmt = select(ChannelAddress.address).where(
+        ChannelAddress.network == network, ChannelAddress.address.in_(list(keys))
+    )
+    found = set((await db.scalars(stmt.execution_options(all_tenants=True))).all())
+    return {keys[k] for k in found}

@@ -8,6 +8,7 @@ import time
 from sqlalchemy import Integer, String, delete
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Mapped, mapped_column
 
 from deskpal.core.db import Base, Database, transaction
@@ -38,6 +39,35 @@ async def hit(db: Database, key: str, *, limit: int, window_seconds: int, now: f
     async with transaction(db) as session:
         count = int((await session.execute(stmt)).scalar_one())
     return count
+
+
+async def add_in(
+    session: AsyncSession, key: str, hits: int, *, window_seconds: int, now: float | None = None
+) -> int:
+    """Count `hits` hits in the caller's transaction (they commit or roll back with what they
+    count, e.g. a send's decision); the window's count after them. On PostgreSQL the upsert locks
+    the window's row until that transaction ends, so concurrent callers in other processes count
+    one after the other; callers taking several keys should take them in sorted order."""
+    now = time.time() if now is None else now
+    window = int(now // window_seconds) * window_seconds
+    insert = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
+    stmt = (
+        insert(RateLimitBucket)
+        .values(key=key[:200], window_start=window, hits=hits)
+        .on_conflict_do_update(
+            index_elements=["key", "window_start"], set_={"hits": RateLimitBucket.hits + hits}
+        )
+        .returning(RateLimitBucket.hits)
+    )
+    return int((await session.execute(stmt)).scalar_one())
+
+
+async def count_in(session: AsyncSession, key: str, *, window_seconds: int, now: float | None = None) -> int:
+    """The window's count, read in the caller's transaction."""
+    now = time.time() if now is None else now
+    window = int(now // window_seconds) * window_seconds
+    row = await session.get(RateLimitBucket, (key[:200], window), populate_existing=True)
+    return row.hits if row else 0
 
 
 async def count(db: Database, key: str, *, window_seconds: int, now: float | None = None) -> int:

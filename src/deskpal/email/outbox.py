@@ -5,8 +5,9 @@ Each message has its own send job; the worker runs up to BATCH due ones of a cus
 (a new connection per mail cost both sides more than the mail), one transaction writes their states.
 
 Delivery is at least once (core/jobs.py); what keeps a mail from leaving twice is its state: a
-message already `sent`, `failed` or `suppressed` is not sent again, and the SMTP transactions are
-the last step before the states are written. The one window left is a worker killed between a
+message already `sent`, `failed` or `suppressed` is not sent again (automatic mail over its
+limit, or only to deskpal's own addresses, is `suppressed` too: email/automail.py), and the SMTP
+transactions are the last step before the states are written. The one window left is a worker killed between a
 server's "250 OK" and that write: the retry sends the mails of that batch the server took again,
 under the same Message-IDs (which receiving systems such as Gmail collapse). docs/mail.md, "Delivery".
 """
@@ -25,7 +26,7 @@ from deskpal.channels.service import secret_settings
 from deskpal.core.context import Ctx
 from deskpal.core.db import utcnow
 from deskpal.core.jobs import BatchItem, JobBatch, PermanentJobError, RetryableJobError, batch_job
-from deskpal.email import compose, smtp, tracking
+from deskpal.email import automail, compose, smtp, tracking
 from deskpal.email.delivery import IN_FLIGHT, SEND_KIND, DeliveryStatus, SendMail
 from deskpal.email.outgoing import Assembled, AssemblyCache, AttachmentSource, assemble
 from deskpal.email.runtime import runtime
@@ -72,6 +73,8 @@ class _Mail:
     recipients: list[str]
     outcome: smtp.SmtpAccepted | smtp.SmtpFailure | None = None
     recorded: bool = False
+    # An automatic mail's screening (email/automail.py); None for a human's.
+    screened: automail.Screened | None = None
 
 
 async def _prepare(batch: JobBatch) -> list[_Mail]:
@@ -90,6 +93,7 @@ async def _prepare(batch: JobBatch) -> list[_Mail]:
             mail = await _prepare_one(ctx, item, msg, cache)
             if mail is not None:
                 mails.append(mail)
+        mails = await _screen_automatic(ctx, mails)
         if mails:
             await _set_states(ctx, [m.payload.message_id for m in mails], DeliveryStatus.SENDING)
     return mails
@@ -123,7 +127,36 @@ async def _prepare_one(ctx: Ctx, item: BatchItem, msg: TicketMessage, cache: Ass
             delivery_error="the channel has no SMTP settings (smtpHost)",
         )  # fmt: skip
         return None
-    return _Mail(item, item.payload, assembled, config, recipients)
+    screened = None
+    if automail.is_automatic(msg.sender_type):
+        first = msg.delivery_status == DeliveryStatus.QUEUED.value  # a retry was screened before
+        screened = automail.Screened(recipients, first_attempt=first)
+    return _Mail(item, item.payload, assembled, config, recipients, screened=screened)
+
+
+async def _screen_automatic(ctx: Ctx, mails: list[_Mail]) -> list[_Mail]:
+    """The batch's automatic mails screened together (email/automail.py); those left with no
+    recipient are settled `suppressed`, the others go to the recipients left."""
+    automatic = [m for m in mails if m.screened is not None]
+    if not automatic:
+        return mails
+    await automail.screen(ctx, [m.screened for m in automatic if m.screened is not None])
+    kept: list[_Mail] = []
+    for mail in mails:
+        if mail.screened is None:
+            kept.append(mail)
+        elif mail.screened.kept:
+            mail.recipients = mail.screened.kept
+            kept.append(mail)
+        else:
+            await _set_state(
+                ctx,
+                mail.payload.message_id,
+                DeliveryStatus.SUPPRESSED,
+                send_pending=False,
+                delivery_error=f"automatic mail not sent: {mail.screened.why()}",
+            )
+    return kept
 
 
 async def _parts(customer_id: int, store: Storage | None, assembled: Assembled, as_links: bool) -> Assembled:
@@ -275,7 +308,7 @@ async def _record(ctx: Ctx, mail: _Mail) -> None:
             DeliveryStatus.SENT,
             send_pending=False,
             sent_at=utcnow(),
-            delivery_error=_refusals(outcome.refused),
+            delivery_error=_joined(_dropped(mail), _refusals(outcome.refused)),
             delivery_response=f"{outcome.code} {outcome.text}".strip(),
         )
     elif isinstance(outcome, smtp.SmtpFailure):
@@ -283,6 +316,15 @@ async def _record(ctx: Ctx, mail: _Mail) -> None:
     elif mail.item.error is None:  # never tried: the batch ran out of its time (a slow server)
         await _set_state(ctx, message_id, DeliveryStatus.DEFERRED, delivery_error="not tried yet")
         mail.item.fail(RetryableJobError("not tried within the batch's time", retry_after=0))
+
+
+def _dropped(mail: _Mail) -> str | None:
+    why = mail.screened.why() if mail.screened is not None else None
+    return f"automatic mail not sent to {why}" if why else None
+
+
+def _joined(*parts: str | None) -> str | None:
+    return "; ".join(p for p in parts if p) or None
 
 
 def _refusals(refused: dict[str, tuple[int, str]]) -> str | None:

@@ -21,12 +21,12 @@ from deskpal.channels.models import Channel
 from deskpal.core.context import Ctx
 from deskpal.core.db import utcnow
 from deskpal.customers.models import Customer, CustomerRep
-from deskpal.email import compose, templates, tracking
+from deskpal.email import automail, compose, templates, tracking
 from deskpal.email.delivery import mail_channel, sender_address
 from deskpal.email.models import EmailTemplate
 from deskpal.email.runtime import runtime
 from deskpal.email.service import template_for
-from deskpal.messages.models import SenderType, TicketMessage
+from deskpal.messages.models import TicketMessage
 from deskpal.tickets.models import Ticket
 
 DEFAULT_MAX_ATTACHMENT_BYTES = 20 * 1024 * 1024
@@ -172,7 +172,7 @@ async def assemble(
         in_reply_to=parent.message_identifier if parent is not None else None,
         references=compose.thread_references(chain, None) if parent is not None else [],
         date=when or utcnow(),
-        auto_submitted=msg.sender_type in (SenderType.AI.value, SenderType.SYSTEM.value),
+        auto_submitted=automail.is_automatic(msg.sender_type),
         list_unsubscribe_url=tracking.unsubscribe_url(base, msg),
         pixel_url=tracking.pixel_url(base, msg),
         headers={"X-Deskpal-Ticket-ID": str(ticket.ticket_id)},

@@ -1,7 +1,8 @@
 """What email out needs from the deployment, set once per process (the app, `deskpal worker`).
 
 Jobs run where no request is: the pixel's and the unsubscribe link's base address, the SMTP
-client's CA bundle and time limit, and the storage the attachments are read from come from here.
+client's CA bundle and time limit, the automatic-mail limit, and the storage the attachments
+are read from come from here.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ class EmailRuntime:
     smtp_ca_file: str | None = None
     smtp_timeout: float = 30.0
     storage_locator: str | None = None
+    auto_mail_per_address_per_hour: int = 5
 
 
 _RUNTIME = EmailRuntime()
@@ -30,6 +32,7 @@ def configure(settings: Settings, storage: Storage | None = None) -> EmailRuntim
         smtp_ca_file=settings.smtp_ca_file,
         smtp_timeout=settings.smtp_timeout_seconds,
         storage_locator=storage.locator if storage is not None else None,
+        auto_mail_per_address_per_hour=settings.auto_mail_per_address_per_hour,
     )
     return _RUNTIME
 
