@@ -8,6 +8,7 @@ from deskpal.core.jobs import JobRow
 from deskpal.core.ratelimit import RateLimitBucket
 from deskpal.customers.models import Customer, CustomerRep
 from deskpal.customfields.models import CustomFieldDefinition
+from deskpal.email.inbound.imap_models import ImapMailbox
 from deskpal.email.models import EmailSuppression, EmailTemplate
 from deskpal.endusers.models import EndUser
 from deskpal.messages.models import TicketMessage, TicketMessageTopic
@@ -25,6 +26,7 @@ __all__ = [
     "EmailSuppression",
     "EmailTemplate",
     "EndUser",
+    "ImapMailbox",
     "JobRow",
     "RateLimitBucket",
     "Ticket",
