@@ -1,7 +1,7 @@
 """The tests' IMAP server: Debian's Dovecot, started once per test session on free ports.
 
 Its own configuration, state and maildirs live in a throw-away directory; the accounts are a
-passwd-file (Dovecot re-reads it when it changes, so each test adds fresh accounts while it runs).
+passwd-file made in advance, and each test takes fresh ones (nothing to clean between tests).
 Dovecot refuses mail access as root (a mail user's UID must not be 0), so when the tests run as root
 the whole server runs as `nobody`; otherwise as the user running the tests. One port speaks plain
 IMAP and offers STARTTLS, the other IMAPS (TLS from the first byte), both with the certificate the
@@ -79,9 +79,15 @@ service imap-login {{
 }}
 service anvil {{
   chroot =
+  # No auth penalty (Dovecot slows sign-ins from an address after failures, up to 15 s): the
+  # tests of a refusing server sign in wrongly on purpose, from the one address all tests share.
+  unix_listener anvil-auth-penalty {{
+    mode = 0
+  }}
 }}
 """
 
+POOL = 200  # accounts made at a time
 _APPENDUID = re.compile(rb"\[APPENDUID (\d+) (\d+)\]")
 
 
@@ -108,6 +114,7 @@ class Dovecot:
         self._certificates = certificates
         self._proc: subprocess.Popen[bytes] | None = None
         self._accounts: dict[str, str] = {}
+        self._unused: list[str] = []
 
     # --- the server -----------------------------------------------------------------------------
 
@@ -118,7 +125,7 @@ class Dovecot:
             (self.root / name).mkdir()
         shutil.copy(self._certificates.cert_file, self.root / "tls" / "server.pem")
         shutil.copy(self._certificates.key_file, self.root / "tls" / "server-key.pem")
-        self._write_passwd()
+        self._add_accounts(POOL)  # made before the start: the passwd-file is read then (see add_account)
         for _ in range(attempts):  # a free port may be taken between the look and the bind
             self.port, self.ssl_port = _free_port(), _free_port()
             (self.root / "dovecot.conf").write_text(
@@ -182,13 +189,22 @@ class Dovecot:
 
     # --- accounts -------------------------------------------------------------------------------
 
-    def add_account(self, user: str | None = None, password: str | None = None) -> ImapAccount:
-        """A new, empty mailbox that accepts user/password (fresh names unless given)."""
-        user = user or f"u{uuid.uuid4().hex[:10]}"
-        password = password or f"pw-{uuid.uuid4().hex[:8]}"
-        self._accounts[user] = password
+    def add_account(self) -> ImapAccount:
+        """A new, empty mailbox of its own (a fresh user and password)."""
+        if not self._unused:
+            self._add_accounts(POOL)
+            # Dovecot looks at the passwd-file at most once a second: a sign-in in the second it
+            # last looked would not see the new accounts yet.
+            time.sleep(1.1)
+        user = self._unused.pop(0)
+        return ImapAccount(self, user, self._accounts[user])
+
+    def _add_accounts(self, n: int) -> None:
+        for _ in range(n):
+            user = f"u{uuid.uuid4().hex[:10]}"
+            self._accounts[user] = f"pw-{uuid.uuid4().hex[:8]}"
+            self._unused.append(user)
         self._write_passwd()
-        return ImapAccount(self, user, password)
 
     def _write_passwd(self) -> None:
         path = self.root / "passwd"
@@ -198,7 +214,7 @@ class Dovecot:
         if os.geteuid() == 0:
             account = _runs_as()
             os.chown(staged, account.pw_uid, account.pw_gid)
-        staged.replace(path)  # Dovecot sees a new file, whole, and reads it again
+        staged.replace(path)
 
 
 @dataclass
