@@ -289,7 +289,7 @@ async def _fetch_round(
             ):
                 raise LeaseLost
         pending = await session.pending(last_uid)
-        while pending and not stop.is_set() and loop.time() - started < ROUND_BUDGET_SECONDS:
+        while pending and not stop.is_set():  # at least one batch a round, however slow
             batch = _batches(pending)
             mails = await session.fetch([p.uid for p in batch])
             pending = pending[len(batch) :]
@@ -297,6 +297,8 @@ async def _fetch_round(
                 db, claim, holder, mails, last_uid=batch[-1].uid, backlog=len(pending), settings=settings
             )
             fetched += len(mails)
+            if loop.time() - started >= ROUND_BUDGET_SECONDS:
+                break
     finally:
         await session.close()
     return RoundResult(claim.mailbox_id, fetched=fetched, duplicates=duplicates, backlog=len(pending))
