@@ -245,6 +245,18 @@ class ImapAccount:
         assert match, f"no APPENDUID in {data!r}"
         return int(match.group(2))
 
+    def deliver_many(self, mails: list[bytes], *, folder: str = "INBOX") -> list[int]:
+        """APPEND each mail, on one connection; their UIDs."""
+        uids = []
+        with self.client() as client:
+            for raw in mails:
+                status, data = client.append(_quote(folder), None, None, raw)
+                _ok((status, data), f"APPEND to {folder}")
+                match = _APPENDUID.search(b" ".join(d for d in data if isinstance(d, bytes)))
+                assert match, f"no APPENDUID in {data!r}"
+                uids.append(int(match.group(2)))
+        return uids
+
     def mark_seen(self, uid: int, *, folder: str = "INBOX") -> None:
         """Set \\Seen, as another mail client reading it would."""
         with self.client(folder) as client:

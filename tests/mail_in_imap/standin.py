@@ -7,11 +7,13 @@ when the transaction it was handed over in commits (rolled back, it never arrive
 one it tells a duplicate by Message-ID on the same channel, so tests of the poller's and the
 importer's counting work unchanged; `handed` counts every hand-over, duplicates included, which is
 what shows a refetch. In another process (a `deskpal worker` under test) the records go to a file:
-`python -m tests.mail_in_imap.standin FILE worker` runs the worker with the stand-in installed.
+`python -m tests.mail_in_imap.standin FILE worker` runs the worker with the stand-in installed
+(STANDIN_DELAY_SECONDS: how long each hand-over takes).
 """
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import itertools
 import json
@@ -42,6 +44,7 @@ def message_key(raw: bytes) -> str:
 @dataclass
 class Recorder:
     path: Path | None = None  # records appended here (one JSON line each) instead of kept in memory
+    delay: float = 0.0  # seconds each hand-over takes (a slow store: kills land mid-batch)
     committed: list[dict[str, Any]] = field(default_factory=list)
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -71,12 +74,22 @@ class Recorder:
         """Message key -> how often it was handed over and committed, duplicates included."""
         return Counter(r["key"] for r in self.records())
 
+    def attempts(self) -> int:
+        """Hand-overs made, committed or not (a file-backed recorder only)."""
+        found = self.path.with_suffix(".attempts") if self.path is not None else None
+        return len(found.read_text().splitlines()) if found is not None and found.exists() else 0
+
     def raw_of(self, key: str) -> bytes:
         return next(bytes.fromhex(r["raw"]) for r in self.records() if r["key"] == key)
 
     async def store(
         self, ctx: Ctx, channel: Channel, raw: bytes, *, source: handoff.Source
     ) -> handoff.Stored:
+        if self.path is not None:  # every hand-over, committed or not: what a kill cut short shows
+            with self.path.with_suffix(".attempts").open("a") as fh:
+                fh.write(message_key(raw) + "\n")
+        if self.delay:
+            await asyncio.sleep(self.delay)
         session = ctx.db.sync_session
         pending: list[dict[str, Any]] | None = session.info.get("standin")
         if pending is None:
@@ -117,7 +130,7 @@ def install(recorder: Recorder) -> None:
 def main() -> None:
     """`python -m tests.mail_in_imap.standin FILE ARGS…`: the deskpal command line with the
     stand-in recording to FILE."""
-    install(Recorder(Path(sys.argv[1])))
+    install(Recorder(Path(sys.argv[1]), delay=float(os.environ.get("STANDIN_DELAY_SECONDS", "0"))))
     from deskpal.cli import app
 
     app(args=sys.argv[2:], prog_name="deskpal")
