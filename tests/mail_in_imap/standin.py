@@ -6,9 +6,10 @@ recorder that keeps what a real receive() would have made durable: a mail counts
 when the transaction it was handed over in commits (rolled back, it never arrived). Like the real
 one it tells a duplicate by Message-ID on the same channel, so tests of the poller's and the
 importer's counting work unchanged; `handed` counts every hand-over, duplicates included, which is
-what shows a refetch. In another process (a `deskpal worker` under test) the records go to a file:
-`python -m tests.mail_in_imap.standin FILE worker` runs the worker with the stand-in installed
-(STANDIN_DELAY_SECONDS: how long each hand-over takes).
+what shows a refetch. A mail with an `X-Standin-Refuse` header is refused with an error, as the
+pipeline would refuse one it cannot take. In another process (a `deskpal worker` under test) the
+records go to a file: `python -m tests.mail_in_imap.standin FILE worker` runs the worker with the
+stand-in installed (STANDIN_DELAY_SECONDS: how long each hand-over takes).
 """
 
 from __future__ import annotations
@@ -90,6 +91,8 @@ class Recorder:
                 fh.write(message_key(raw) + "\n")
         if self.delay:
             await asyncio.sleep(self.delay)
+        if b"\nX-Standin-Refuse:" in raw:  # a mail the pipeline cannot take (its error, as it would raise)
+            raise ValueError("the stand-in refuses this mail")
         session = ctx.db.sync_session
         pending: list[dict[str, Any]] | None = session.info.get("standin")
         if pending is None:
