@@ -191,9 +191,9 @@ class TestImapStatus:
     ) -> None:
         channel = await make_channel(client, tenant, imap_account)
         settings = {k: v for k, v in imap_account.channel_settings().items() if k != "imapHost"}
-        r = await client.put(
+        r = await client.put(  # imapStatus sent back, as a client echoing the GET would: ignored
             f"/api/Channels/{channel['channelID']}",
-            json={"name": "no more IMAP", "settings": settings},
+            json={"name": "no more IMAP", "settings": settings, "imapStatus": channel["imapStatus"]},
             headers=tenant.headers,
         )
         assert r.status_code == 200, r.text
