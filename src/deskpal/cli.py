@@ -384,6 +384,7 @@ def mail_import(
     from deskpal.core import secretbox
     from deskpal.email import runtime as email_runtime
     from deskpal.email.inbound import importer
+    from deskpal.email.inbound.handoff import PipelineMissing
     from deskpal.job_types import register_all
     from deskpal.storage import build_storage
 
@@ -434,7 +435,10 @@ def mail_import(
         report["failures"] = [{"mail": label, "error": error} for label, error in summary.failures]
         return report
 
-    report = _with_db(run)
+    try:
+        report = _with_db(run)
+    except PipelineMissing as exc:  # a build without the inbound pipeline
+        _fail(str(exc), "PIPELINE_MISSING")
     _emit(report)
     if report["failed"]:
         raise typer.Exit(code=1)
