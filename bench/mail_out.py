@@ -22,6 +22,7 @@ import asyncio
 import json
 import multiprocessing
 import os
+import shutil
 import socket
 import statistics
 import subprocess
@@ -117,7 +118,30 @@ async def _queue_replies(client: Any, headers: dict[str, str], channel_id: int, 
     return ids
 
 
-async def _drain(env: dict[str, str], workers: int, expected: list[str], sink_log: str) -> dict[str, Any]:
+def _cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _record(out: Path, pid: int, seconds: int = 4) -> subprocess.Popen[bytes]:
+    """py-spy on one worker for `seconds` (raw collapsed stacks)."""
+    exe = shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy")
+    return subprocess.Popen(
+        [exe, "record", "--pid", str(pid), "--format", "raw", "--output", str(out),
+         "--duration", str(seconds), "--rate", "200", "--nonblocking"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+
+
+async def _drain(
+    env: dict[str, str],
+    workers: int,
+    expected: list[str],
+    sink_log: str,
+    py_spy: Path | None = None,
+    label: str = "",
+) -> dict[str, Any]:
     seen_before = len(_arrivals(sink_log))
     procs = [
         subprocess.Popen(  # noqa: ASYNC220 - returns at once; the workers run beside this loop
@@ -129,14 +153,23 @@ async def _drain(env: dict[str, str], workers: int, expected: list[str], sink_lo
         for _ in range(workers)
     ]
     deadline = time.monotonic() + 600
+    spy, cpu_start, cpu_end = None, None, 0.0
     try:
         while time.monotonic() < deadline:
             got = _arrivals(sink_log)[seen_before:]
+            if got and cpu_start is None:
+                # From the first arrival: start-up (imports, migrations check) is not a mail's cost.
+                cpu_start = sum(_cpu_seconds(p.pid) for p in procs)
+                if py_spy is not None:
+                    spy = _record(py_spy / f"{label}-workers{workers}.txt", procs[0].pid)
             if len({mid for _, mid in got} & set(expected)) == len(expected):
+                cpu_end = sum(_cpu_seconds(p.pid) for p in procs)
                 break
-            await asyncio.sleep(0.2)
+            await asyncio.sleep(0.05)
         await asyncio.sleep(1.0)  # a late duplicate would show here
     finally:
+        if spy is not None:
+            spy.wait(timeout=60)
         for p in procs:
             p.terminate()
         for p in procs:
@@ -155,6 +188,8 @@ async def _drain(env: dict[str, str], workers: int, expected: list[str], sink_lo
         "duplicates": sum(c - 1 for c in counts.values()),
         "seconds": span,
         "sends_per_s": (len(times) - 1) / span if span and span == span else float("nan"),
+        # The workers' own CPU per mail: unlike sends/s, hardly moved by what else the machine runs.
+        "worker_cpu_ms_per_mail": (cpu_end - (cpu_start or 0.0)) * 1000 / max(len(expected) - 1, 1),
     }
 
 
@@ -189,7 +224,12 @@ async def _previews(client: Any, headers: dict[str, str], channel_id: int, n: in
 
 
 async def bench_db(
-    kind: str, mails: int, worker_counts: list[int], concurrency: int, previews: int
+    kind: str,
+    mails: int,
+    worker_counts: list[int],
+    concurrency: int,
+    previews: int,
+    py_spy: Path | None = None,
 ) -> dict[str, Any]:
     import httpx
 
@@ -254,7 +294,7 @@ async def bench_db(
                 started = time.perf_counter()
                 expected = await _queue_replies(client, headers, channel_id, mails)
                 queued_s = time.perf_counter() - started
-                run = await _drain(env, workers, expected, sink_log)
+                run = await _drain(env, workers, expected, sink_log, py_spy, kind)
                 run["send_requests_per_s"] = mails / queued_s
                 runs.append(run)
                 print(f"[{kind}] {json.dumps(run)}", flush=True)
@@ -275,11 +315,14 @@ def main() -> None:
     parser.add_argument("--workers", default="1,2")
     parser.add_argument("--concurrency", type=int, default=16)
     parser.add_argument("--previews", type=int, default=200)
+    parser.add_argument("--py-spy", type=Path, help="record the first worker for 4 s into this dir")
     args = parser.parse_args()
+    if args.py_spy:
+        args.py_spy.mkdir(parents=True, exist_ok=True)
     kinds = ["sqlite", "postgresql"] if args.db == "both" else [args.db]
     counts = [int(w) for w in args.workers.split(",")]
     for kind in kinds:
-        result = asyncio.run(bench_db(kind, args.mails, counts, args.concurrency, args.previews))
+        result = asyncio.run(bench_db(kind, args.mails, counts, args.concurrency, args.previews, args.py_spy))
         print(json.dumps(result))
 
 

@@ -331,3 +331,34 @@ async def _escalated_message(app: FastAPI, tenant: Tenant) -> dict[str, Any]:
 target("/api/TicketMessages/{messageId}/escalate-by-id", bodies={"POST": {"feedbackComment": "walk"}})(
     _escalated_message
 )
+
+
+# --- issue 13: inbound mail -------------------------------------------------------------------------
+
+
+target("/api/Channels/{id}/inbound")(_channel)  # the owner's answer: 422, not an Email channel
+
+
+async def _inbound_mail(app: FastAPI, tenant: Tenant) -> dict[str, Any]:
+    from deskpal.channels.schemas import ChannelCreateDTO
+    from deskpal.channels.service import create_channel
+    from deskpal.email.inbound.models import InboundStatus
+    from deskpal.email.inbound.receive import receive
+
+    raw = (
+        f"From: walker@walk.test\r\nSubject: walk\r\nMessage-ID: <{unique('walk')}@walk.test>\r\n\r\nwalk\r\n"
+    )
+
+    async def make(ctx: Ctx) -> int:
+        channel, _ = await create_channel(ctx, ChannelCreateDTO(name="mail", channel_type="Email"))
+        row = await receive(ctx, channel, raw.encode(), source="import", storage=app.state.storage)
+        row.status = InboundStatus.FAILED  # so that a retry by the owner is allowed
+        return row.inbound_mail_id
+
+    return {"id": await in_tenant(app, tenant, make)}
+
+
+target("/api/InboundMails/{id}")(_inbound_mail)
+target("/api/InboundMails/{id}/raw")(_inbound_mail)
+target("/api/InboundMails/{id}/retry")(_inbound_mail)
+target("/api/TicketMessages/{id}/move", bodies={"POST": {"newTicket": True}})(_message)

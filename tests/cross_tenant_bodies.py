@@ -357,3 +357,16 @@ async def _helpdesk_message(app: FastAPI, tenant: Tenant) -> dict[str, Any]:
 )
 async def _api_key(app: FastAPI, tenant: Tenant) -> dict[str, Any]:
     return {"customerRepID": await _rep_id(app, tenant)}
+
+
+# --- inbound mail: moving a message ------------------------------------------------------------------
+
+
+@body_target(
+    "POST",
+    "/api/TicketMessages/{id}/move",
+    body={"ticketID": Ref("ticketID")},
+    kinds={"ticketID": "ticket"},
+)
+async def _move(app: FastAPI, tenant: Tenant) -> dict[str, Any]:
+    return {"id": await _message_id(app, tenant), "ticketID": await _ticket_id(app, tenant)}

@@ -46,6 +46,11 @@ class Settings(BaseSettings):
     )
     s3_region: str | None = Field(default=None, description="S3 region; unset: AWS_DEFAULT_REGION.")
     attachment_max_bytes: int = Field(default=50 * 1024 * 1024, ge=1, description="Largest attachment.")
+    max_inbound_mail_bytes: int = Field(
+        default=50 * 1024 * 1024,
+        ge=1024,
+        description="Largest raw mail POST /api/Channels/{id}/inbound takes (413 while it streams).",
+    )
     public_url: str = Field(
         default="http://127.0.0.1:8000",
         description="The address end users' mail clients reach deskpal at: tracking pixel, "

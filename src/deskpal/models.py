@@ -9,6 +9,7 @@ from deskpal.core.ratelimit import RateLimitBucket
 from deskpal.customers.models import Customer, CustomerRep
 from deskpal.customfields.models import CustomFieldDefinition
 from deskpal.email.inbound.imap_models import ImapMailbox
+from deskpal.email.inbound.models import InboundMail
 from deskpal.email.models import EmailSuppression, EmailTemplate
 from deskpal.endusers.models import EndUser
 from deskpal.messages.models import TicketMessage, TicketMessageTopic
@@ -27,6 +28,7 @@ __all__ = [
     "EmailTemplate",
     "EndUser",
     "ImapMailbox",
+    "InboundMail",
     "JobRow",
     "RateLimitBucket",
     "Ticket",

@@ -155,7 +155,7 @@ class TestConcurrency:
         row = await read_job(app, tenant, job_id)
         assert (row.status, row.attempts) == (JobStatus.DONE, 2)
         # The crashed worker's late outcome does not overwrite the rescuer's.
-        assert not await crashed.finish(claimed[0], None, Outcome("late failure"))
+        assert await crashed.finish([claimed[0]], None, [Outcome("late failure")]) == 0
         assert (await read_job(app, tenant, job_id)).status == JobStatus.DONE
 
     async def test_run_forever_stops_when_asked(self, app: FastAPI, tenant: Tenant) -> None:

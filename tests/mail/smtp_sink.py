@@ -128,6 +128,7 @@ class ReceivedMail:
     message_id: str | None
     authenticated_as: str | None
     tls: bool
+    connection: int = 0  # the same number for mails that came over one connection
 
 
 @dataclass
@@ -191,6 +192,7 @@ class SmtpSink:
         self._scripted: list[_Scripted] = []
         self._refused: dict[str, tuple[int, str]] = {}
         self._queue_ids = 0
+        self._connections = 0
         kwargs: dict[str, Any] = {
             "hostname": self.host,
             "port": 0,
@@ -300,6 +302,16 @@ class SmtpSink:
         # handled=False: aiosmtpd then answers a refusal with 535 itself
         return AuthResult(success=ok, handled=False, auth_data=auth_data.login.decode() if ok else None)
 
+    def _connection_of(self, session: Session) -> int:
+        """A number per connection (aiosmtpd keeps one Session per connection)."""
+        number = getattr(session, "sink_connection", None)
+        if number is None:
+            with self._lock:
+                self._connections += 1
+                number = self._connections
+            session.sink_connection = number  # type: ignore[attr-defined]
+        return int(number)
+
     def _record(self, server: SMTP, session: Session, envelope: Envelope) -> str:
         raw = envelope.original_content or cast(bytes, envelope.content)
         # Parsed as a mail client stores it, with \n line ends, so get_content() reads as written.
@@ -313,6 +325,7 @@ class SmtpSink:
             message_id=message["Message-ID"],
             authenticated_as=session.auth_data if isinstance(session.auth_data, str) else None,
             tls=server.transport is not None and server.transport.get_extra_info("sslcontext") is not None,
+            connection=self._connection_of(session),
         )
         with self._lock:
             self._messages.append(mail)

@@ -29,7 +29,8 @@ SUMMARY_FIELDS = {
     "isInternalNote", "message", "subject", "htmlBody", "textBody", "bodyPreview", "fromAddress",
     "fromName", "toAddress", "ccAddress", "bccAddress", "fromNumber", "toNumber", "uid", "isOpened",
     "isBounced", "lastOpenDate", "openCount", "messageIdentifier", "sendPending", "sentAt",
-    "deliveryStatus", "deliveryError", "aiSpamStatus",
+    "deliveryStatus", "deliveryError", "bounceStatus", "bounceDiagnostic", "threadingReason",
+    "isAutoReply", "replyToAddress", "aiSpamStatus",
     "aiTopicsStatus", "aiReplyStatus", "isEscalated", "replyToMessageID", "forwardFromMessageID",
     "topics", "actions", "customFieldsData",
 }  # fmt: skip

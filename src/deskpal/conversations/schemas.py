@@ -54,6 +54,10 @@ class InboundMessage(Conversing):
     # An incoming message reopens a closed ticket and marks it unread; seeding and imports say
     # False and leave the ticket's state alone.
     reopen: bool = True
+    # Automatic mail (an out-of-office answer, a delivery or read report): stored and flagged
+    # (isAutoReply), it reopens nothing, and nothing automatic may follow it (hooks, automatic
+    # answers), so that two auto-responders cannot answer each other forever.
+    automatic: bool = False
 
 
 @dataclass(slots=True, kw_only=True)

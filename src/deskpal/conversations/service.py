@@ -3,7 +3,8 @@
 Both thread the message (or open its ticket), store it, link its end user and keep the ticket's
 derived state (deskpal.messages.latest: the newest public message wins; deskpal.tickets.derived: the
 closed state, the channel's type), in the caller's transaction. `send` alone records a pending send.
-Hooks on new messages would be enqueued here, in the same transaction; none exist yet.
+Hooks on new messages would be enqueued here, in the same transaction; none exist yet. Automatic
+mail (InboundMessage.automatic, the message's is_auto_reply) must trigger none of them.
 """
 
 from __future__ import annotations
@@ -51,9 +52,11 @@ async def intake(ctx: Ctx, inbound: InboundMessage) -> TicketMessage:
 
 
 async def _intake(ctx: Ctx, inbound: InboundMessage) -> TicketMessage:
+    if inbound.automatic:
+        inbound.message.is_auto_reply = True
     ticket = await _thread(ctx, inbound)
     msg = new_row(ctx, ticket, inbound.message, html_field=inbound.html_field)
-    return await _store(ctx, ticket, inbound, msg, reopen=inbound.reopen)
+    return await _store(ctx, ticket, inbound, msg, reopen=inbound.reopen and not inbound.automatic)
 
 
 async def _intake_once(ctx: Ctx, inbound: InboundMessage, external_id: str) -> TicketMessage:
@@ -169,13 +172,13 @@ async def _thread(ctx: Ctx, step: Conversing) -> Ticket:
         if answered is not None:
             ticket = await ticket_queries.get_ticket_row(ctx, answered.ticket_id)
     if ticket is None:
-        ticket = await _open(ctx, step)
+        ticket = await open_ticket(ctx, step)
     if step.ticket_change is not None:
         ticket_writes.change_state(ticket, step.ticket_change)
     return ticket
 
 
-async def _open(ctx: Ctx, step: Conversing) -> Ticket:
+async def open_ticket(ctx: Ctx, step: Conversing) -> Ticket:
     """A new open ticket for the message, in its channel, named by its end user's uid."""
     new = step.message
     if new.channel_type is None:

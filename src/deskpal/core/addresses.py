@@ -11,14 +11,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from email import errors as mail_errors
-from email.headerregistry import HeaderRegistry
 from typing import Annotated, Any
 
 from pydantic import AfterValidator, Field
 
+from deskpal.core.header_registry import CachedHeaderRegistry
+
 MAX_ADDRESS = 320  # 64 for the local part, @, 255 for the domain
 MAX_LIST = 10_000
-_REGISTRY = HeaderRegistry()
+_REGISTRY = CachedHeaderRegistry()
 # Defects that do not make an address unusable: an internationalised local part (SMTPUTF8), and
 # RFC 5322's obsolete syntax that mail still carries (`J. Doe <j@x.example>`: a dot in a name).
 _HARMLESS = (mail_errors.NonASCIILocalPartDefect, mail_errors.ObsoleteHeaderDefect)

@@ -106,31 +106,21 @@ class RetryableJobError(Exception):
         self.retry_after = seconds
 
 
-class JobContext:
-    """What a handler is given: which job it runs, for which customer, and short transactions.
+class _Transactions:
+    """Short transactions bound to one customer, and network steps that may not overlap them."""
 
-    No transaction is open when the handler starts. `db()` opens one, bound to the job's customer,
-    and commits when its block ends; `call_out()` marks a network step (S3, SMTP, an LLM) and refuses
-    to start while one of this job's transactions is open, so that no lock is held across the call.
-    """
+    __slots__ = ("_calling", "_database", "_open", "customer_id", "kind")
 
-    __slots__ = ("_calling", "_database", "_open", "attempt", "customer_id", "job_id", "kind", "max_attempts")
-
-    def __init__(
-        self, database: Database, *, job_id: int, kind: str, customer_id: int, attempt: int, max_attempts: int
-    ) -> None:
+    def __init__(self, database: Database, *, kind: str, customer_id: int) -> None:
         self._database = database
-        self.job_id = job_id
         self.kind = kind
         self.customer_id = customer_id
-        self.attempt = attempt  # 1 for the first run
-        self.max_attempts = max_attempts
         self._open = 0
         self._calling = 0
 
     @asynccontextmanager
     async def db(self, *, write: bool = True) -> AsyncIterator[Ctx]:
-        """One short unit of work as the system actor of the job's customer (write=False: a read in
+        """One short unit of work as the worker actor of the job's customer (write=False: a read in
         autocommit, which takes no lock at all)."""
         if self._open:
             # On SQLite the second would wait for the first's write lock forever; on PostgreSQL it
@@ -157,17 +147,67 @@ class JobContext:
             self._calling -= 1
 
 
+class JobContext(_Transactions):
+    """What a handler is given: which job it runs, for which customer, and short transactions.
+
+    No transaction is open when the handler starts. `db()` opens one, bound to the job's customer,
+    and commits when its block ends; `call_out()` marks a network step (S3, SMTP, an LLM) and refuses
+    to start while one of this job's transactions is open, so that no lock is held across the call.
+    """
+
+    __slots__ = ("attempt", "job_id", "max_attempts")
+
+    def __init__(
+        self, database: Database, *, job_id: int, kind: str, customer_id: int, attempt: int, max_attempts: int
+    ) -> None:
+        super().__init__(database, kind=kind, customer_id=customer_id)
+        self.job_id = job_id
+        self.attempt = attempt  # 1 for the first run
+        self.max_attempts = max_attempts
+
+
+@dataclass(slots=True)
+class BatchItem:
+    """One job of a batch: its payload, and the failure the handler gives it (None: it succeeded)."""
+
+    job: JobContext
+    payload: Any
+    error: BaseException | None = None
+
+    def fail(self, error: BaseException) -> None:
+        """This job failed (PermanentJobError, RetryableJobError or any exception, as a plain
+        handler would raise it); the batch's other jobs are not affected."""
+        self.error = error
+
+
+class JobBatch(_Transactions):
+    """What a batch handler is given: several due jobs of one kind and one customer, run together so
+    that they share their transactions and connections (a send job's SMTP session). Each job keeps
+    its own outcome: `item.fail(exc)` for one, an exception out of the handler for all not settled.
+    """
+
+    __slots__ = ("items",)
+
+    def __init__(self, database: Database, *, kind: str, customer_id: int, items: list[BatchItem]) -> None:
+        super().__init__(database, kind=kind, customer_id=customer_id)
+        self.items = items
+
+
 Handler = Callable[[JobContext, Any], Awaitable[None]]
+BatchHandler = Callable[[JobBatch], Awaitable[None]]
 
 
 @dataclass(frozen=True, slots=True)
 class JobType:
     kind: str
     payload: type[BaseModel]
-    handler: Handler
+    handler: Handler | None
     max_attempts: int
     backoff_seconds: float
     timeout_seconds: float
+    # A batch kind: up to max_batch due jobs of one customer go to one call of batch_handler.
+    batch_handler: BatchHandler | None = None
+    max_batch: int = 1
 
 
 REGISTRY: dict[str, JobType] = {}
@@ -191,6 +231,33 @@ def job(
     def register(fn: Handler) -> Handler:
         _check_first_parameter(kind, fn)
         REGISTRY[kind] = JobType(kind, payload, fn, max_attempts, backoff_seconds, timeout_seconds)
+        return fn
+
+    return register
+
+
+def batch_job(
+    kind: str,
+    *,
+    payload: type[BaseModel],
+    max_batch: int,
+    max_attempts: int = 8,
+    backoff_seconds: float = 5.0,
+    timeout_seconds: float = 300.0,
+) -> Callable[[BatchHandler], BatchHandler]:
+    """Register a batch handler for `kind`: the worker hands it up to `max_batch` due jobs of one
+    customer at once (fewer when fewer are due; never waiting for more). Each job is still its own
+    row with its own attempts, lease and outcome; `timeout_seconds` bounds the whole call.
+    """
+    if timeout_seconds <= 0:
+        raise ValueError("timeout_seconds must be positive")
+    if max_batch < 1:
+        raise ValueError("max_batch must be at least 1")
+
+    def register(fn: BatchHandler) -> BatchHandler:
+        REGISTRY[kind] = JobType(
+            kind, payload, None, max_attempts, backoff_seconds, timeout_seconds, fn, max_batch
+        )
         return fn
 
     return register

@@ -17,10 +17,10 @@ import os
 import random
 import socket
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import (
     ColumnElement,
@@ -42,7 +42,9 @@ from deskpal.core.jobs import (
     DAEMONS,
     REGISTRY,
     UPKEEP,
+    BatchItem,
     Daemon,
+    JobBatch,
     JobContext,
     JobRow,
     JobStatus,
@@ -52,6 +54,7 @@ from deskpal.core.jobs import (
 )
 
 log = logging.getLogger("deskpal.jobs")
+_T = TypeVar("_T")
 
 MAX_BACKOFF_SECONDS = 3600.0
 DAEMON_RESTART_SECONDS = 5.0
@@ -74,6 +77,21 @@ class Outcome:
 
 def _describe(exc: BaseException) -> str:
     return "".join(traceback.format_exception_only(exc)).strip()[:4000]
+
+
+def _outcome_of(exc: Exception, row: JobRow, job_type: JobType, expired: bool) -> Outcome:
+    """How a handler's exception ends the attempt (`expired`: its time limit cut it off)."""
+    if isinstance(exc, PermanentJobError):
+        return Outcome(_describe(exc), permanent=True)
+    if isinstance(exc, RetryableJobError):
+        return Outcome(_describe(exc), retry_after=exc.retry_after)
+    if isinstance(exc, TimeoutError) and expired:
+        return Outcome(
+            f"TimeoutError: cut off after its time limit of {job_type.timeout_seconds:g} s "
+            f"(timeout_seconds of {row.kind})"
+        )
+    log.debug("job %s (%s) raised", row.job_id, row.kind, exc_info=exc)
+    return Outcome(_describe(exc))  # the handler's own timeout (a socket, a lock) included
 
 
 def _not_held_back() -> ColumnElement[bool]:
@@ -103,6 +121,7 @@ class _Statements:
     """Built once: building the ordering probe's alias and adapting it cost more than running it."""
 
     claims: tuple[Select[int], ...]
+    more: Select[int]  # queued due jobs of one kind and customer: a batch topped up
     take: Any  # UPDATE … RETURNING: the compare-and-set claim of the chosen ids
     renew: Any  # UPDATE: extend the lease of an attempt still held
     finish: dict[frozenset[str], Any] = field(default_factory=dict)  # UPDATE per set of columns
@@ -139,6 +158,20 @@ def _statements() -> _Statements:
         .execution_options(all_tenants=True)
         for due in (_LAPSED, _QUEUED_DUE)
     )
+    more = (
+        select(JobRow.job_id)
+        .where(
+            _QUEUED_DUE,
+            JobRow.kind == bindparam("kind", type_=String()),
+            JobRow.customer_id == bindparam("customer_id", type_=IdType),
+            JobRow.job_id.not_in(bindparam("taken", expanding=True)),
+            _not_held_back(),
+        )
+        .order_by(JobRow.run_at)
+        .limit(_LIMIT)
+        .with_for_update(skip_locked=True, of=JobRow)
+        .execution_options(all_tenants=True)
+    )
     take = (
         update(JobRow)
         .where(
@@ -159,7 +192,7 @@ def _statements() -> _Statements:
         .values(locked_until=bindparam("until", type_=UTCDateTime()))
         .execution_options(**_CROSS_TENANT)
     )
-    return _Statements(claims, take, renew)
+    return _Statements(claims, more, take, renew)
 
 
 def _finish_statement(columns: frozenset[str]) -> Any:
@@ -173,6 +206,25 @@ def _finish_statement(columns: frozenset[str]) -> Any:
             .execution_options(**_CROSS_TENANT)
         )
     return cache[columns]
+
+
+def _runs(rows: list[JobRow]) -> list[list[JobRow]]:
+    """The claimed jobs as the calls that run them: a job alone, or up to a batch kind's max_batch
+    jobs of one customer together. Each call takes one slot."""
+    runs: list[list[JobRow]] = []
+    open_batches: dict[tuple[str, int], list[JobRow]] = {}
+    for row in rows:
+        job_type = REGISTRY.get(row.kind)
+        if job_type is None or job_type.batch_handler is None:
+            runs.append([row])
+            continue
+        key = (row.kind, row.customer_id)
+        batch = open_batches.get(key)
+        if batch is None or len(batch) >= job_type.max_batch:
+            batch = open_batches[key] = []
+            runs.append(batch)
+        batch.append(row)
+    return runs
 
 
 class Worker:
@@ -226,35 +278,60 @@ class Worker:
                 return []
             # Compare-and-set: a job another worker claimed in the meantime no longer matches.
             params = {"ids": ids, "now": now, "until": now + self.lease, "worker_name": self.name}
-            claimed = await session.scalars(_statements().take, params)
-            return list(claimed.all())
+            claimed = list((await session.scalars(_statements().take, params)).all())
+            return claimed + await self._top_up(session, claimed, now)
+
+    async def _top_up(self, session: Any, claimed: list[JobRow], now: datetime) -> list[JobRow]:
+        """For each batch kind and customer among the claimed jobs, more of its due jobs, up to the
+        kind's batch size: they run in the same call, taking no further slot."""
+        wanted: dict[tuple[str, int], int] = {}
+        for row in claimed:
+            job_type = REGISTRY.get(row.kind)
+            if job_type is not None and job_type.max_batch > 1:
+                key = (row.kind, row.customer_id)
+                wanted[key] = wanted.get(key, job_type.max_batch) - 1
+        more: list[JobRow] = []
+        taken = [row.job_id for row in claimed]
+        statements = _statements()
+        for (kind, customer_id), room in wanted.items():
+            if room <= 0:
+                continue
+            probe = {"now": now, "limit": room, "kind": kind, "customer_id": customer_id, "taken": taken}
+            ids = list((await session.scalars(statements.more, probe)).all())
+            if ids:
+                params = {"ids": ids, "now": now, "until": now + self.lease, "worker_name": self.name}
+                more += (await session.scalars(statements.take, params)).all()
+        return more
 
     def _held(self, row: JobRow) -> dict[str, Any]:
         return {"held_job_id": row.job_id, "held_by": self.name, "held_attempt": row.attempts}
 
-    async def _renew(self, row: JobRow) -> bool:
+    async def _renew(self, rows: list[JobRow]) -> bool:
+        """Extend the leases of `rows` (one attempt, or a batch run together); False once any is lost."""
         async with transaction(self.db) as session:
-            params = {**self._held(row), "until": self.clock() + self.lease}
-            result = await session.execute(_statements().renew, params)
-            return int(getattr(result, "rowcount", 0) or 0) == 1
+            until = self.clock() + self.lease
+            held = 0
+            for row in rows:
+                result = await session.execute(_statements().renew, {**self._held(row), "until": until})
+                held += int(getattr(result, "rowcount", 0) or 0)
+            return held == len(rows)
 
-    async def _keep_lease(self, row: JobRow) -> None:
-        """Renew the lease until cancelled; return once it is found lost."""
+    async def _keep_lease(self, rows: list[JobRow]) -> None:
+        """Renew the leases until cancelled; return once one is found lost."""
         while True:
             await asyncio.sleep(self.heartbeat_seconds)
             try:
-                if not await self._renew(row):
+                if not await self._renew(rows):
                     return
             except Exception:  # the database is away: keep trying while the lease may still hold
-                log.warning("worker %s: renewing job %s's lease failed", self.name, row.job_id, exc_info=True)
+                log.warning(
+                    "worker %s: renewing the lease of job %s failed", self.name, rows[0].job_id, exc_info=True
+                )
 
     # --- running ---------------------------------------------------------------------------------
 
-    async def _attempt(self, row: JobRow, job_type: JobType | None) -> Outcome:
-        if job_type is None:
-            # Retried, not dead: during a rolling deploy an older worker may not know a new kind.
-            return Outcome(f"LookupError: no handler for job kind {row.kind!r}")
-        job = JobContext(
+    def _context(self, row: JobRow) -> JobContext:
+        return JobContext(
             self.db,
             job_id=row.job_id,
             kind=row.kind,
@@ -262,32 +339,78 @@ class Worker:
             attempt=row.attempts,
             max_attempts=row.max_attempts,
         )
+
+    async def _attempt(self, row: JobRow, job_type: JobType | None) -> Outcome:
+        if job_type is None or job_type.handler is None:
+            # Retried, not dead: during a rolling deploy an older worker may not know a new kind.
+            return Outcome(f"LookupError: no handler for job kind {row.kind!r}")
+        job = self._context(row)
         limit = asyncio.timeout(job_type.timeout_seconds)
         try:
             payload = job_type.payload.model_validate(row.payload)
             async with limit:
                 await job_type.handler(job, payload)
-        except PermanentJobError as exc:
-            return Outcome(_describe(exc), permanent=True)
-        except RetryableJobError as exc:
-            return Outcome(_describe(exc), retry_after=exc.retry_after)
-        except TimeoutError as exc:
-            if limit.expired():
-                return Outcome(
-                    f"TimeoutError: cut off after its time limit of {job_type.timeout_seconds:g} s "
-                    f"(timeout_seconds of {row.kind})"
-                )
-            return Outcome(_describe(exc))  # the handler's own timeout (a socket, a lock)
         except Exception as exc:
-            log.debug("job %s (%s) raised", row.job_id, row.kind, exc_info=True)
-            return Outcome(_describe(exc))
+            return _outcome_of(exc, row, job_type, limit.expired())
         return Outcome()
+
+    async def _attempt_batch(self, rows: list[JobRow], job_type: JobType) -> list[Outcome]:
+        """One call of the kind's batch handler for `rows` (one kind, one customer): each job's
+        outcome, its own failure where the handler gave one, else the call's."""
+        assert job_type.batch_handler is not None
+        outcomes: dict[int, Outcome] = {}
+        items: list[tuple[JobRow, BatchItem]] = []
+        for row in rows:
+            try:
+                payload = job_type.payload.model_validate(row.payload)
+            except Exception as exc:
+                outcomes[row.job_id] = _outcome_of(exc, row, job_type, False)
+                continue
+            items.append((row, BatchItem(self._context(row), payload)))
+        if items:
+            batch = JobBatch(
+                self.db, kind=job_type.kind, customer_id=rows[0].customer_id, items=[i for _, i in items]
+            )
+            limit = asyncio.timeout(job_type.timeout_seconds)
+            failed: Exception | None = None
+            try:
+                async with limit:
+                    await job_type.batch_handler(batch)
+            except Exception as exc:
+                failed = exc
+            for row, item in items:
+                error = item.error if item.error is not None else failed
+                if isinstance(error, Exception):
+                    outcomes[row.job_id] = _outcome_of(error, row, job_type, limit.expired())
+                elif error is not None:  # a BaseException given to fail(): not the handler's to give
+                    outcomes[row.job_id] = Outcome(_describe(error))
+                else:
+                    outcomes[row.job_id] = Outcome()
+        return [outcomes[row.job_id] for row in rows]
 
     async def run_job(self, row: JobRow) -> bool:
         """Run one claimed job to its outcome; False if its lease was lost meanwhile (nothing recorded)."""
         job_type = REGISTRY.get(row.kind)
-        work = asyncio.create_task(self._attempt(row, job_type))
-        lease = asyncio.create_task(self._keep_lease(row))
+        if job_type is not None and job_type.batch_handler is not None:
+            return await self.run_batch([row]) == 1
+        outcome = await self._leased([row], self._attempt(row, job_type))
+        if outcome is None:
+            return False
+        return await self.finish([row], job_type, [outcome]) == 1
+
+    async def run_batch(self, rows: list[JobRow]) -> int:
+        """Run claimed jobs of one batch kind and customer in one call; how many outcomes were recorded."""
+        job_type = REGISTRY[rows[0].kind]
+        outcomes = await self._leased(rows, self._attempt_batch(rows, job_type))
+        if outcomes is None:
+            return 0
+        return await self.finish(rows, job_type, outcomes)
+
+    async def _leased(self, rows: list[JobRow], attempt: Coroutine[Any, Any, _T]) -> _T | None:
+        """Run `attempt` while renewing the leases of `rows`; None when one was lost meanwhile
+        (another worker runs the job now; the attempt is stopped and records nothing)."""
+        work = asyncio.create_task(attempt)
+        lease = asyncio.create_task(self._keep_lease(rows))
         try:
             await asyncio.wait({work, lease}, return_when=asyncio.FIRST_COMPLETED)
         finally:
@@ -300,23 +423,18 @@ class Worker:
         with contextlib.suppress(asyncio.CancelledError):
             await lease
         if work.cancelled():
-            log.warning(
-                "worker %s: lost the lease of job %s (%s) attempt %s; stopped it, recording nothing",
-                self.name,
-                row.job_id,
-                row.kind,
-                row.attempts,
-            )
-            return False
-        outcome = work.result()
-        if outcome.error is not None:
-            log.warning(
-                "job %s (%s) attempt %s failed: %s", row.job_id, row.kind, row.attempts, outcome.error
-            )
-        return await self.finish(row, job_type, outcome)
+            for row in rows:
+                log.warning(
+                    "worker %s: lost the lease of job %s (%s) attempt %s; stopped it, recording nothing",
+                    self.name,
+                    row.job_id,
+                    row.kind,
+                    row.attempts,
+                )
+            return None
+        return work.result()
 
-    async def finish(self, row: JobRow, job_type: JobType | None, outcome: Outcome) -> bool:
-        """Record the outcome, only if this attempt still holds the lease; return whether it did."""
+    def _finish_values(self, row: JobRow, job_type: JobType | None, outcome: Outcome) -> dict[str, Any]:
         now = self.clock()
         values: dict[str, Any] = {"locked_until": None, "locked_by": None}
         if outcome.error is None:
@@ -330,25 +448,40 @@ class Worker:
                 else timedelta(seconds=outcome.retry_after)
             )
             values.update(status=JobStatus.QUEUED, run_at=now + delay, last_error=outcome.error)
-        stmt = _finish_statement(frozenset(values))
+        return values
+
+    async def finish(self, rows: list[JobRow], job_type: JobType | None, outcomes: list[Outcome]) -> int:
+        """Record each attempt's outcome, in one transaction, only where this attempt still holds
+        its lease; return how many were recorded."""
+        recorded = 0
         async with transaction(self.db) as session:
-            params = {**self._held(row), **{f"new_{c}": v for c, v in values.items()}}
-            result = await session.execute(stmt, params)
-            recorded = int(getattr(result, "rowcount", 0) or 0) == 1
-        if not recorded:
-            log.warning(
-                "worker %s: job %s attempt %s lost its lease to another worker; its outcome is dropped",
-                self.name,
-                row.job_id,
-                row.attempts,
-            )
+            for row, outcome in zip(rows, outcomes, strict=True):
+                if outcome.error is not None:
+                    log.warning(
+                        "job %s (%s) attempt %s failed: %s", row.job_id, row.kind, row.attempts, outcome.error
+                    )
+                values = self._finish_values(row, job_type, outcome)
+                params = {**self._held(row), **{f"new_{c}": v for c, v in values.items()}}
+                result = await session.execute(_finish_statement(frozenset(values)), params)
+                if int(getattr(result, "rowcount", 0) or 0) == 1:
+                    recorded += 1
+                else:
+                    log.warning(
+                        "worker %s: job %s attempt %s lost its lease to another worker; outcome dropped",
+                        self.name,
+                        row.job_id,
+                        row.attempts,
+                    )
         return recorded
 
-    async def _guarded(self, row: JobRow) -> None:
+    async def _guarded(self, rows: list[JobRow]) -> None:
         try:
-            await self.run_job(row)
+            if len(rows) == 1:
+                await self.run_job(rows[0])
+            else:
+                await self.run_batch(rows)
         except Exception:  # recording failed (the database is away): the lease lapses, it runs again
-            log.exception("worker %s: job %s could not be recorded", self.name, row.job_id)
+            log.exception("worker %s: job %s could not be recorded", self.name, rows[0].job_id)
 
     def _look_for_lapsed(self) -> bool:
         """At most once per heartbeat interval: a lease lapses only after a whole lease, and the
@@ -364,8 +497,8 @@ class Worker:
         if len(self._running) >= self.concurrency:
             return 0
         rows = await self.claim(lapsed=self._look_for_lapsed())
-        for row in rows:
-            task = asyncio.create_task(self._guarded(row), name=f"job-{row.job_id}")
+        for group in _runs(rows):
+            task = asyncio.create_task(self._guarded(group), name=f"job-{group[0].job_id}")
             self._running.add(task)
             task.add_done_callback(self._running.discard)
         return len(rows)

@@ -38,6 +38,9 @@ class EmailSettings(ChannelSettings):
     escalationAddress: EmailAddress | None = None
     # The ticket reference in subjects; inbound threading reads it too (docs/mail.md, "Threading").
     ticketTag: TicketTag | None = None
+    # A mail answering a closed ticket reopens it ("reopen", the default) or opens a follow-up
+    # ticket ("newTicket"); automatic mail does neither (docs/mail.md, "Inbound pipeline").
+    closedTicketReply: Literal["reopen", "newTicket"] | None = None
     # What a mail's attachments may weigh together; over it, send asks for a decision (links/refuse).
     maxAttachmentBytes: Annotated[int | None, Field(default=None, ge=1, le=1024**3)]
 

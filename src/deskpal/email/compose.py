@@ -24,13 +24,14 @@ import re
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from email.headerregistry import Address, HeaderRegistry, UnstructuredHeader
+from email.headerregistry import Address, UnstructuredHeader
 from email.message import EmailMessage, MIMEPart
 from email.utils import format_datetime, make_msgid
 from typing import Any
 from urllib.parse import urlsplit
 
 from deskpal.core.addresses import Mailbox, parse_addresses, parse_mailbox
+from deskpal.core.header_registry import CachedHeaderRegistry, with_cached_headers
 from deskpal.messages.html import html_to_text, sanitize_html
 
 FALLBACK_DOMAIN = "deskpal.invalid"
@@ -38,8 +39,8 @@ DEFAULT_TAG = "[#{ticketID}]"
 _PLACEHOLDER = "{ticketID}"
 # Bodies are encoded 7-bit clean (quoted-printable or base64) when built, so that no relay needs
 # 8BITMIME; headers are RFC 2047-encoded by the SMTP policy (no SMTPUTF8 needed either).
-_PART_POLICY = email.policy.SMTP.clone(cte_type="7bit")
-POLICY = email.policy.SMTP
+POLICY = with_cached_headers(email.policy.SMTP)
+_PART_POLICY = POLICY.clone(cte_type="7bit")
 _MSG_ID = re.compile(r"<[^<>\s]+>")
 _HEADER_NAME = re.compile(r"^[!-9;-~]+$")  # RFC 5322 ftext: printable ASCII but the colon
 # The headers build() writes itself: an extra header cannot replace or double them.
@@ -74,7 +75,7 @@ class _Verbatim(UnstructuredHeader):
         return str(policy.linesep).join(lines) + str(policy.linesep)
 
 
-_VERBATIM = HeaderRegistry(default_class=_Verbatim, use_default_map=False)
+_VERBATIM = CachedHeaderRegistry(default_class=_Verbatim, use_default_map=False)
 
 
 @dataclass(frozen=True, slots=True)

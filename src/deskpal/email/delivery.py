@@ -3,7 +3,8 @@
 The request that sends a message writes it `queued` with its Message-ID fixed and its send job, in
 one transaction (conversations.send / send_draft); the worker (email/outbox.py) moves it through
 `sending` to `sent`, `deferred` (a 4xx or an unreachable server, retried with backoff), `failed`
-(a 5xx, or retries exhausted) or `suppressed` (its job-ad recipient unsubscribed). docs/mail.md.
+(a 5xx, or retries exhausted) or `suppressed` (its job-ad recipient unsubscribed); a bounce report
+received later makes it `bounced`. docs/mail.md.
 """
 
 from __future__ import annotations
@@ -28,6 +29,8 @@ class DeliveryStatus(CaseInsensitiveEnum):
     DEFERRED = "deferred"
     FAILED = "failed"
     SUPPRESSED = "suppressed"
+    # A delivery-status report came back for it (email/inbound/bounce_marks.py): not delivered after all.
+    BOUNCED = "bounced"
 
 
 # States a send can still leave by itself (the job will run again).

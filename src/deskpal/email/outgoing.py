@@ -23,6 +23,7 @@ from deskpal.core.db import utcnow
 from deskpal.customers.models import Customer, CustomerRep
 from deskpal.email import compose, templates, tracking
 from deskpal.email.delivery import mail_channel, sender_address
+from deskpal.email.models import EmailTemplate
 from deskpal.email.runtime import runtime
 from deskpal.email.service import template_for
 from deskpal.messages.models import SenderType, TicketMessage
@@ -36,6 +37,7 @@ class AttachmentSource:
     """An attachment the mail carries: its metadata, and where its bytes are."""
 
     attachment_id: int
+    message_id: int
     file_name: str
     content_type: str
     size: int
@@ -70,22 +72,86 @@ def ticket_tag(channel: Channel) -> str:
     return tag if isinstance(tag, str) and "{ticketID}" in tag else compose.DEFAULT_TAG
 
 
-async def assemble(ctx: Ctx, msg: TicketMessage, *, when: datetime | None = None) -> Assembled:
-    """The mail `msg` (an outgoing message, sent or to be sent) becomes."""
+@dataclass(slots=True)
+class AssemblyCache:
+    """What the mails of one batch share or read together in its transaction: the templates they
+    name, the customer, and (after `prefetch`) their tickets and attachments."""
+
+    templates: dict[int | None, EmailTemplate | None] = field(default_factory=dict)
+    customer: Customer | None = None
+    tickets: dict[int, Ticket] = field(default_factory=dict)
+    attachments: dict[int, list[AttachmentSource]] | None = None  # by message id, once prefetched
+    threads: dict[int, list[TicketMessage]] = field(default_factory=dict)  # by ticket id
+
+    async def template(self, ctx: Ctx, email_template_id: int | None) -> EmailTemplate | None:
+        if email_template_id not in self.templates:
+            self.templates[email_template_id] = await template_for(ctx, email_template_id)
+        return self.templates[email_template_id]
+
+    async def customer_of(self, ctx: Ctx) -> Customer | None:
+        if self.customer is None:
+            self.customer = await ctx.db.get(Customer, ctx.customer_id)
+        return self.customer
+
+    async def ticket(self, ctx: Ctx, ticket_id: int) -> Ticket | None:
+        if ticket_id not in self.tickets:
+            found = await ctx.db.get(Ticket, ticket_id)
+            if found is None:
+                return None
+            self.tickets[ticket_id] = found
+        return self.tickets[ticket_id]
+
+    async def thread(self, ctx: Ctx, ticket_id: int) -> list[TicketMessage]:
+        if ticket_id not in self.threads:
+            self.threads[ticket_id] = list((await ctx.db.scalars(_thread_statement([ticket_id]))).all())
+        return self.threads[ticket_id]
+
+    async def prefetch(self, ctx: Ctx, messages: Sequence[TicketMessage]) -> None:
+        """The messages' tickets and threads, and the attachments of the messages and of those
+        they forward, each in one statement (kept here: the session's identity map holds objects
+        weakly)."""
+        ticket_ids = sorted({m.ticket_id for m in messages})
+        if ticket_ids:
+            stmt = select(Ticket).where(Ticket.ticket_id.in_(ticket_ids))
+            self.tickets.update((t.ticket_id, t) for t in (await ctx.db.scalars(stmt)).all())
+            self.threads.update((i, []) for i in ticket_ids)
+            for m in (await ctx.db.scalars(_thread_statement(ticket_ids))).all():
+                self.threads[m.ticket_id].append(m)
+        ids = {m.message_id for m in messages} | {
+            m.forward_from_message_id for m in messages if m.forward_from_message_id is not None
+        }
+        self.attachments = {i: [] for i in ids}
+        for source in await attachments_of(ctx, sorted(ids)):
+            self.attachments[source.message_id].append(source)
+
+    async def attachments_of(self, ctx: Ctx, message_ids: Sequence[int]) -> list[AttachmentSource]:
+        known = self.attachments
+        if known is None or any(i not in known for i in message_ids):
+            return await attachments_of(ctx, message_ids)
+        return sorted((a for i in message_ids for a in known[i]), key=lambda a: a.attachment_id)
+
+
+async def assemble(
+    ctx: Ctx, msg: TicketMessage, *, when: datetime | None = None, cache: AssemblyCache | None = None
+) -> Assembled:
+    """The mail `msg` (an outgoing message, sent or to be sent) becomes (`cache`: shared by the
+    mails of one transaction)."""
+    cache = cache or AssemblyCache()
     channel = await mail_channel(ctx, msg.channel_id)
-    ticket = await ctx.db.get(Ticket, msg.ticket_id)
+    ticket = await cache.ticket(ctx, msg.ticket_id)
     assert ticket is not None  # the message's ticket goes with it (ON DELETE CASCADE)
     from_address = msg.from_address or sender_address(channel)
     tag = ticket_tag(channel)
-    parent, chain = await _thread(ctx, msg)
+    parent, chain = await _thread(ctx, msg, cache)
     forwarded = await _message(ctx, msg.forward_from_message_id) if msg.forward_from_message_id else None
     subject = _subject(msg, ticket, parent, forwarded, tag)
     text, html = msg.text_body or msg.message, msg.html_body
     if forwarded is not None:
         text, html = _with_forwarded(text, html, forwarded)
+    template = await cache.template(ctx, msg.email_template_id)
     wrapped = templates.wrap(
-        await template_for(ctx, msg.email_template_id),
-        await _context(ctx, msg, ticket, channel),
+        template,
+        await _context(ctx, msg, ticket, channel, await cache.customer_of(ctx)),
         text=text,
         html=html,
     )
@@ -111,7 +177,8 @@ async def assemble(ctx: Ctx, msg: TicketMessage, *, when: datetime | None = None
         pixel_url=tracking.pixel_url(base, msg),
         headers={"X-Deskpal-Ticket-ID": str(ticket.ticket_id)},
     )
-    sources = await attachments_of(ctx, [msg.message_id] + ([forwarded.message_id] if forwarded else []))
+    carried = [msg.message_id] + ([forwarded.message_id] if forwarded else [])
+    sources = await cache.attachments_of(ctx, carried)
     return Assembled(
         mail=mail,
         attachments=sources,
@@ -136,23 +203,29 @@ async def _message(ctx: Ctx, message_id: int | None) -> TicketMessage | None:
     return await ctx.db.get(TicketMessage, message_id)
 
 
-async def _thread(ctx: Ctx, msg: TicketMessage) -> tuple[TicketMessage | None, list[str]]:
-    """The message this one answers (its reply_to, else the ticket's newest public mail before it;
-    none for a new mail or a forward), and the thread's Message-IDs up to it, oldest first."""
-    if msg.forward_from_message_id is not None:
-        return None, []
-    stmt = (
+def _thread_statement(ticket_ids: Sequence[int]) -> Any:
+    """The public mails of the tickets that carry a Message-ID, oldest first."""
+    return (
         select(TicketMessage)
         .where(
-            TicketMessage.ticket_id == msg.ticket_id,
-            TicketMessage.message_id != msg.message_id,
+            TicketMessage.ticket_id.in_(ticket_ids),
             TicketMessage.is_draft == false(),
             TicketMessage.is_internal_note == false(),
             TicketMessage.message_identifier.is_not(None),
         )
         .order_by(TicketMessage.created_at, TicketMessage.message_id)
     )
-    earlier = [m for m in (await ctx.db.scalars(stmt)).all() if m.message_id < msg.message_id]
+
+
+async def _thread(
+    ctx: Ctx, msg: TicketMessage, cache: AssemblyCache
+) -> tuple[TicketMessage | None, list[str]]:
+    """The message this one answers (its reply_to, else the ticket's newest public mail before it;
+    none for a new mail or a forward), and the thread's Message-IDs up to it, oldest first."""
+    if msg.forward_from_message_id is not None:
+        return None, []
+    thread = await cache.thread(ctx, msg.ticket_id)
+    earlier = [m for m in thread if m.message_id < msg.message_id]
     parent = None
     if msg.reply_to_message_id is not None:
         parent = next((m for m in earlier if m.message_id == msg.reply_to_message_id), None)
@@ -206,10 +279,11 @@ def _with_forwarded(text: str | None, html: str | None, original: TicketMessage)
     return out_text, f'{mine}<div class="forwarded"><p>{head}</p><blockquote>{body}</blockquote></div>'
 
 
-async def _context(ctx: Ctx, msg: TicketMessage, ticket: Ticket, channel: Channel) -> dict[str, Any]:
+async def _context(
+    ctx: Ctx, msg: TicketMessage, ticket: Ticket, channel: Channel, customer: Customer | None
+) -> dict[str, Any]:
     """What a template may show: plain values only (the sandbox sees nothing else)."""
     rep = await ctx.db.get(CustomerRep, msg.customer_rep_id) if msg.customer_rep_id else None
-    customer = await ctx.db.get(Customer, ctx.customer_id)
     to = _split(msg.to_address)
     end_name, end_email = email.utils.parseaddr(to[0]) if to else ("", "")
     return {
@@ -235,6 +309,7 @@ async def attachments_of(ctx: Ctx, message_ids: Sequence[int]) -> list[Attachmen
     return [
         AttachmentSource(
             attachment_id=a.ticket_message_attachment_id,
+            message_id=a.message_id,
             file_name=a.file_name,
             content_type=a.content_type,
             size=a.file_size_bytes,

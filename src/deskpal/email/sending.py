@@ -74,7 +74,11 @@ def _reply_text(original: TicketMessage, request: Request) -> tuple[str, SenderT
 
 def _reply(original: TicketMessage, text: str, sender: SenderType) -> OutgoingMessage:
     sender_address = original.from_address
-    if sender_address and original.from_name:
+    if original.reply_to_address:
+        # The mail asked for answers elsewhere (its Reply-To, stored formatted): a web form's
+        # mail from a no-reply sender, a colleague answering for the customer.
+        sender_address = original.reply_to_address
+    elif sender_address and original.from_name:
         # As written (`Zoë <zoe@x>`): the stored address shows the name; compose encodes it.
         sender_address = str(Address(display_name=original.from_name, addr_spec=sender_address))
     new = NewMessage(

@@ -357,13 +357,7 @@ def _needs_utf8(*addresses: str) -> bool:
     return not all(a.isascii() for a in addresses)
 
 
-async def deliver(
-    config: SmtpConfig, message: email.message.EmailMessage, *, sender: str, recipients: Sequence[str]
-) -> SmtpAccepted:
-    """One connection, one transaction: connect (implicit TLS / STARTTLS, required when security is
-    starttls / plain), AUTH when user is set, MAIL FROM sender, RCPT TO each, DATA. All recipients
-    refused -> SmtpFailure (transient only if every refusal was 4xx). Raises SmtpFailure for every
-    failure, never another exception type."""
+def _check_envelope(config: SmtpConfig, sender: str, recipients: Sequence[str]) -> None:
     if not recipients:
         raise SmtpFailure("recipients", "no recipients", transient=False, server=config.server)
     if _bad_address(sender):
@@ -371,18 +365,98 @@ async def deliver(
     if bad := [r for r in recipients if _bad_address(r)]:
         text = "not an address: " + ", ".join(map(repr, bad))
         raise SmtpFailure("recipients", text, transient=False, server=config.server)
-    session = _Session(config)
-    try:
-        await session.open()
-        accepted = await _transaction(session, message, sender, recipients)
-    except Exception as exc:
-        await session.close()
-        raise session.failure(exc) from exc
-    except BaseException:  # cancelled (a job's time limit): drop the line at once
-        await session.close(polite=False)
-        raise
-    await session.close()
-    return accepted
+
+
+async def deliver(
+    config: SmtpConfig, message: email.message.EmailMessage, *, sender: str, recipients: Sequence[str]
+) -> SmtpAccepted:
+    """One connection, one transaction: connect (implicit TLS / STARTTLS, required when security is
+    starttls / plain), AUTH when user is set, MAIL FROM sender, RCPT TO each, DATA. All recipients
+    refused -> SmtpFailure (transient only if every refusal was 4xx). Raises SmtpFailure for every
+    failure, never another exception type."""
+    _check_envelope(config, sender, recipients)
+    async with SmtpSession(config) as session:
+        return await session.send(message, sender=sender, recipients=recipients)
+
+
+class SmtpSession:
+    """One connection for several mails, as deliver() sends one: `async with SmtpSession(config) as
+    s: await s.send(...)` per mail. A mail the server refuses (MAIL, RCPT or DATA answered 4xx/5xx)
+    fails alone and the session goes on after RSET; once the connection itself fails, `usable` is
+    False and every later send raises that failure. Every failure is an SmtpFailure."""
+
+    def __init__(self, config: SmtpConfig) -> None:
+        self.config = config
+        self._session = _Session(config)
+        self._broken: SmtpFailure | None = None
+        self.sent = 0
+
+    @property
+    def usable(self) -> bool:
+        return self._broken is None
+
+    async def open(self) -> None:
+        """Connect, TLS and sign in: SmtpFailure naming the stage that failed."""
+        try:
+            await self._session.open()
+        except Exception as exc:
+            await self._session.close()
+            raise self._session.failure(exc) from exc
+        except BaseException:
+            await self._session.close(polite=False)
+            raise
+
+    async def close(self) -> None:
+        """QUIT when the session is still sound, else just drop the line."""
+        await self._session.close(polite=self._broken is None)
+
+    async def drop(self) -> None:
+        """Close the connection without QUIT."""
+        await self._session.close(polite=False)
+
+    async def __aenter__(self) -> SmtpSession:
+        await self.open()
+        return self
+
+    async def __aexit__(self, kind: type[BaseException] | None, exc: BaseException | None, tb: Any) -> None:
+        if kind is not None and not issubclass(kind, Exception):
+            await self.drop()  # cancelled (a job's time limit): no goodbye to wait on
+        else:
+            await self.close()
+
+    async def send(
+        self, message: email.message.EmailMessage, *, sender: str, recipients: Sequence[str]
+    ) -> SmtpAccepted:
+        if self._broken is not None:
+            raise self._broken
+        _check_envelope(self.config, sender, recipients)
+        session = self._session
+        try:
+            accepted = await _transaction(session, message, sender, recipients)
+        except SmtpFailure as own:  # refused before DATA (every recipient, SMTPUTF8): still talking
+            if own.code is not None:
+                await self._reset(own)
+            raise
+        except Exception as exc:
+            failure = session.failure(exc)
+            client = session.client
+            refused = isinstance(exc, SMTPResponseException) and exc.code != 421
+            if refused and client is not None and client.is_connected:
+                await self._reset(failure)
+            else:  # timed out, disconnected, closing (421), or a reply the protocol did not expect
+                self._broken = failure
+            raise failure from exc
+        self.sent += 1
+        return accepted
+
+    async def _reset(self, failure: SmtpFailure) -> None:
+        """After a refused mail, RSET clears the envelope for the next; a server that will not reset
+        ends the session."""
+        assert self._session.client is not None
+        try:
+            await self._session.client.rset()
+        except (SMTPException, OSError, TimeoutError):
+            self._broken = failure
 
 
 async def _transaction(

@@ -52,6 +52,10 @@ class NewMessage:
     headers: str | None = None
     message_identifier: str | None = None
     external_id: str | None = None  # the network's id of the message: stored once per channel
+    # Inbound mail's: why it joined its ticket, whether it is automatic mail, where replies go.
+    threading_reason: str | None = None
+    is_auto_reply: bool = False
+    reply_to_address: str | None = None
     page_screenshot: str | None = None
     page_url: str | None = None
     additional_info: str | None = None

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import JSON, Boolean, ForeignKey, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy import JSON, Boolean, ForeignKey, Index, Integer, String, Text, UniqueConstraint, false
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from deskpal.core.db import Base, IdType, UTCDateTime, utcnow
@@ -115,6 +115,18 @@ class TicketMessage(TenantOwned, Base):
     # it was fetched.
     open_token: Mapped[str | None] = mapped_column(String(64), unique=True, index=True)
     open_count: Mapped[int] = mapped_column(Integer, nullable=False, default=0, server_default="0")
+    # Inbound mail (email/inbound): why the message joined its ticket ("In-Reply-To: <id>",
+    # "Subject: [#12]", "new", "moved by <rep>"), whether it is automatic mail (an out-of-office
+    # answer, a report: it reopens nothing and triggers nothing), and where replies to it go (the
+    # mail's Reply-To, when it had one; else from_address).
+    threading_reason: Mapped[str | None] = mapped_column(Text)
+    is_auto_reply: Mapped[bool] = mapped_column(
+        Boolean, nullable=False, default=False, server_default=false()
+    )
+    reply_to_address: Mapped[str | None] = mapped_column(Text)
+    # A bounce of this outgoing mail (is_bounced): the RFC 3463 status and the server's words.
+    bounce_status: Mapped[str | None] = mapped_column(String(32))
+    bounce_diagnostic: Mapped[str | None] = mapped_column(Text)
     # AI and workflow state.
     ai_spam_status: Mapped[str | None] = mapped_column(String(30))
     ai_topics_status: Mapped[str | None] = mapped_column(String(30))

@@ -156,9 +156,23 @@ class TicketMessageSummaryDTO(ApiModel):
     send_pending: bool = Field(description="A send is waiting for the mail sender.")
     sent_at: datetime | None
     delivery_status: str | None = Field(
-        description="queued, sending, sent, deferred, failed or suppressed; null for what is never sent."
+        description="queued, sending, sent, deferred, failed, suppressed or bounced; null for what is "
+        "never sent."
     )
     delivery_error: str | None = Field(description="The mail server's words when deferred or failed.")
+    bounce_status: str | None = Field(description="A bounce's RFC 3463 status (5.1.1) when isBounced.")
+    bounce_diagnostic: str | None = Field(description="What the bouncing server said, when isBounced.")
+    threading_reason: str | None = Field(
+        description="Why an incoming mail joined its ticket: the header and value that matched "
+        '("In-Reply-To: <id>", "References: <id>", "Subject: [#12]"), "new", or "moved by <rep>".'
+    )
+    is_auto_reply: bool = Field(
+        description="Automatic mail (out-of-office, auto-reply, report): it reopens nothing and "
+        "triggers no automatic answer."
+    )
+    reply_to_address: str | None = Field(
+        description="Where replies to this incoming mail go (its Reply-To); null: to fromAddress."
+    )
     ai_spam_status: str | None
     ai_topics_status: str | None
     ai_reply_status: str | None
@@ -195,3 +209,10 @@ class MessageSortBy(CaseInsensitiveEnum):
 class MessageSortOrder(CaseInsensitiveEnum):
     ASC = "asc"
     DESC = "desc"
+
+
+class MoveMessageRequest(ApiModel):
+    """POST /api/TicketMessages/{id}/move: the ticket the message belongs in, or a new one."""
+
+    ticket_id: DbId | None = Field(default=None, alias="ticketID")
+    new_ticket: bool = Field(default=False, description="true: move it into a new ticket of its own.")

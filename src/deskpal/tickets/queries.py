@@ -73,7 +73,7 @@ def _shape(ctx: Ctx, q: TicketQuery, now: datetime) -> tuple[_Shape, dict[str, A
     seen, params = seen_by(ctx.actor)
     params["now"] = now
     if q.status:
-        params["status"] = list(q.status)
+        params["folded"] = counts.folded(q.status)
     if q.channel_ids:
         params["channel_ids"] = list(q.channel_ids)
     rep = "any"
@@ -104,7 +104,7 @@ def _where(shape: _Shape, *, follow_up: bool = True) -> tuple[ColumnElement[bool
     # "Processed": intake is complete (see docs/tickets.md); only processed tickets are listed.
     where: list[ColumnElement[bool]] = [own(Ticket), Ticket.is_processed == true(), seen_clause(shape.seen)]
     if shape.status:
-        where.append(Ticket.status.in_(bindparam("status", expanding=True)))
+        where.append(Ticket.status.in_(counts.status_spellings()))
     if shape.channels:
         where.append(Ticket.channel_id.in_(bindparam("channel_ids", expanding=True)))
     if shape.rep == "none":
@@ -177,8 +177,6 @@ def _paged(dialect: str, shape: _Shape, sort_by: SortBy, desc: bool, among_ids: 
 
 async def list_tickets(ctx: Ctx, q: TicketQuery, params: PageParams) -> PageResult[TicketView]:
     shape, values = _shape(ctx, q, utcnow())
-    if q.status:
-        values["status"] = await counts.status_spellings(ctx.db, q.status)
     words = search.terms(q.search) if q.search else []
     if q.search is not None and q.search.strip() and not words:
         raise ValidationFailed.field("search", "must contain at least one letter or digit")

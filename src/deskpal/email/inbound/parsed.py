@@ -78,6 +78,9 @@ class ParsedMail:
     kind: MailKind = MailKind.MESSAGE
     auto_reason: str | None = None  # why it is automatic, e.g. "Auto-Submitted: auto-replied"
     bounce: Bounce | None = None
+    # The report-type of a multipart/report ("delivery-status", "feedback-report",
+    # "disposition-notification"), or "delivery-status" for a bounce read from a non-standard shape.
+    report_type: str | None = None
     spam: SpamMarks = field(default_factory=SpamMarks)
     defects: list[str] = field(default_factory=list)  # Python email defect class names
 

@@ -332,6 +332,16 @@ async def _round(
     db: Database, claim: Claim, holder: str, settings: PollSettings, stop: asyncio.Event
 ) -> RoundResult:
     try:
+        return await _round_recorded(db, claim, holder, settings, stop)
+    except Exception as exc:  # recording the outcome failed (the database is away): the lease lapses
+        log.exception("IMAP mailbox %s: the poll's outcome could not be recorded", claim.mailbox_id)
+        return RoundResult(claim.mailbox_id, error=f"{type(exc).__name__}: {exc}")
+
+
+async def _round_recorded(
+    db: Database, claim: Claim, holder: str, settings: PollSettings, stop: asyncio.Event
+) -> RoundResult:
+    try:
         config = await _config(db, claim, settings)
     except Exception as exc:
         return await _failed(db, claim, holder, settings, f"reading the channel failed: {exc}")

@@ -6,8 +6,8 @@ error and the last poll that got through. Filled here for the Email channels tha
 imapHost (due at once, from UID 0); later, saving a channel keeps its row current.
 
 Revision ID: 0017
-Revises: 0015
-Create Date: 2026-12-06 09:00:00
+Revises: 0016
+Create Date: 2026-12-06 23:00:00
 """
 
 import json
@@ -20,9 +20,8 @@ from alembic import op
 
 import deskpal.core.db
 
-# TODO(merge): 0016 is inbound-pipeline's (inbound_mail); once it is on main this revises "0016".
 revision: str = "0017"
-down_revision: str | None = "0015"
+down_revision: str | None = "0016"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
