@@ -384,7 +384,6 @@ def mail_import(
     from deskpal.core import secretbox
     from deskpal.email import runtime as email_runtime
     from deskpal.email.inbound import importer
-    from deskpal.email.inbound.handoff import PipelineMissing
     from deskpal.job_types import register_all
     from deskpal.storage import build_storage
 
@@ -435,10 +434,7 @@ def mail_import(
         report["failures"] = [{"mail": label, "error": error} for label, error in summary.failures]
         return report
 
-    try:
-        report = _with_db(run)
-    except PipelineMissing as exc:  # a build without the inbound pipeline
-        _fail(str(exc), "PIPELINE_MISSING")
+    report = _with_db(run)
     _emit(report)
     if report["failed"]:
         raise typer.Exit(code=1)

@@ -1,9 +1,8 @@
 """Fixtures: the Dovecot server (once per session), a fresh IMAP account per test, Email channels
-polling it, the poller, and the TEMPORARY stand-in for receive() (standin.py)."""
+polling it, the poller, and what the inbound pipeline recorded (inbox.py)."""
 
 from __future__ import annotations
 
-import importlib.util
 import os
 from collections.abc import Iterator
 from pathlib import Path
@@ -16,12 +15,10 @@ from fastapi import FastAPI
 from deskpal.email.inbound.polling import Poller, PollSettings, RoundResult
 from tests.mail.smtp_sink import Certificates
 from tests.mail_in_imap.dovecot import DOVECOT, Dovecot, ImapAccount
-from tests.mail_in_imap.standin import Recorder
+from tests.mail_in_imap.inbox import Inbox
 from tests.support import Tenant, db_of
 
 IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
-# The real receive() is there once the inbound pipeline is merged (tests needing it skip until then).
-PIPELINE = importlib.util.find_spec("deskpal.email.inbound.receive") is not None
 
 
 @pytest.fixture(scope="session")
@@ -44,13 +41,9 @@ def imap_account(dovecot: Dovecot) -> ImapAccount:
 
 
 @pytest.fixture
-def recorder(monkeypatch: pytest.MonkeyPatch) -> Recorder:
-    """TEMPORARY: what receive() would have stored, until the inbound pipeline is merged."""
-    from deskpal.email.inbound import handoff
-
-    found = Recorder()
-    monkeypatch.setattr(handoff, "store", found.store)
-    return found
+def inbox(app: FastAPI, tenant: Tenant) -> Inbox:
+    """The tenant's InboundMail rows and their bytes."""
+    return Inbox(app, tenant)
 
 
 def poll_settings(dovecot: Dovecot, **overrides: Any) -> PollSettings:

@@ -1,32 +1,33 @@
 """`deskpal mail import`: an .eml file, a folder of them, an mbox and a Maildir, through the one
-door into the pipeline (the TEMPORARY stand-in for receive() until the pipeline is merged), on
-both databases; the real command in a process of its own, and the importer's batches in-process."""
+door into the inbound pipeline, on both databases; the real command in a process of its own, and
+the importer's batches and failures in-process."""
 
 from __future__ import annotations
 
 import asyncio
-import json
 import mailbox
 import os
 import sys
 import uuid
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
 from fastapi import FastAPI
 
-from deskpal.email.inbound import importer
+from deskpal.core.errors import NotFound
+from deskpal.core.worker import Worker
+from deskpal.email.inbound import handoff, importer
 from tests.cli.support import REPO, Result
-from tests.mail_in_imap.standin import Recorder, message_key
+from tests.mail_in_imap.inbox import Inbox, message_id_of
 from tests.support import Tenant, db_of
 
 
-def mail(n: int, *, refuse: bool = False) -> bytes:
-    extra = "X-Standin-Refuse: yes\n" if refuse else ""
+def mail(n: int) -> bytes:
     return (
         f"From: Customer {n} <c{n}@example.test>\nTo: support@acme.test\nSubject: Imported {n}\n"
-        f"Message-ID: <import-{n}-{uuid.uuid4().hex}@example.test>\n{extra}\nOld question {n}.\n"
+        f"Message-ID: <import-{n}-{uuid.uuid4().hex}@example.test>\n\nOld question {n}.\n"
     ).encode()
 
 
@@ -55,27 +56,29 @@ def write_folder(path: Path, mails: list[bytes]) -> Path:
 
 
 async def email_channel(client: httpx.AsyncClient, tenant: Tenant) -> int:
-    body = {"name": "Archive", "channelType": "Email", "settings": {"fromAddress": "archive@acme.test"}}
+    address = f"archive-{uuid.uuid4().hex[:8]}@acme.test"  # a channel's address is its own
+    body = {"name": "Archive", "channelType": "Email", "settings": {"fromAddress": address}}
     r = await client.post("/api/Channels", json=body, headers=tenant.headers)
     assert r.status_code == 201, r.text
     return int(r.json()["channelID"])
 
 
-async def run_import(app: FastAPI, record: Path, *args: str) -> Result:
-    """`deskpal mail import ARGS`, in a process, with the stand-in recording to `record`."""
+async def run_import(app: FastAPI, *args: str) -> Result:
+    """`deskpal mail import ARGS`, in a process of its own, on the test's database and storage."""
     settings = app.state.settings
     env = {
         **os.environ,
-        "PYTHONPATH": os.pathsep.join([str(REPO / "src"), str(REPO)]),
+        "PYTHONPATH": str(REPO / "src"),
         "DESKPAL_DATABASE_URL": settings.resolved_database_url,
         "DESKPAL_DATA_DIR": str(settings.data_dir),
         "DESKPAL_SECRET_KEY": settings.resolved_secret_key,
     }
+    if settings.storage_url:
+        env["DESKPAL_STORAGE_URL"] = settings.storage_url
     proc = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
-        "tests.mail_in_imap.standin",
-        str(record),
+        "deskpal",
         "mail",
         "import",
         *args,
@@ -85,16 +88,20 @@ async def run_import(app: FastAPI, record: Path, *args: str) -> Result:
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
     )
-    out, err = await asyncio.wait_for(proc.communicate(), 60)
+    out, err = await asyncio.wait_for(proc.communicate(), 120)
     assert proc.returncode is not None
     return Result(["mail", "import", *args], proc.returncode, out.decode(), err.decode())
 
 
+async def raws_of(app: FastAPI, inbox: Inbox, channel_id: int) -> list[bytes]:
+    storage = app.state.storage
+    return [await storage.read_all(r.storage_key) for r in await inbox.rows() if r.channel_id == channel_id]
+
+
 class TestCommand:
     async def test_mbox_maildir_folder_and_eml_are_each_imported_in_order(
-        self, app: FastAPI, client: httpx.AsyncClient, tenant: Tenant, tmp_path: Path
+        self, app: FastAPI, client: httpx.AsyncClient, tenant: Tenant, inbox: Inbox, tmp_path: Path
     ) -> None:
-        channel_id = await email_channel(client, tenant)
         sources = {
             "mbox": (write_mbox, [mail(n) for n in range(4)]),
             "maildir": (write_maildir, [mail(n) for n in range(3)]),
@@ -104,47 +111,58 @@ class TestCommand:
         single = mail(99)
         (tmp_path / "one.eml").write_bytes(single)
         paths["eml"] = tmp_path / "one.eml"
-        records = {kind: tmp_path / f"{kind}.jsonl" for kind in paths}
+        channels = {kind: await email_channel(client, tenant) for kind in paths}  # one each, side by side
         results = await asyncio.gather(
-            *(
-                run_import(app, records[kind], "--channel-id", str(channel_id), str(p))
-                for kind, p in paths.items()
-            )
+            *(run_import(app, "--channel-id", str(channels[kind]), str(p)) for kind, p in paths.items())
         )
         expected = {kind: mails for kind, (_, mails) in sources.items()} | {"eml": [single]}
+        # A folder is read in path order: 2025/'s files (the odd ones), then the top folder's.
+        expected["folder"] = expected["folder"][1::2] + expected["folder"][::2]
+        rows = await inbox.rows()
+        assert {r.source for r in rows} == {"import"}
         for kind, result in zip(paths, results, strict=True):
             report = result.json()
             n = len(expected[kind])
             assert report["kind"] == kind, report
             assert (report["mails"], report["stored"], report["duplicates"], report["failed"]) == (n, n, 0, 0)
-            assert report["channelID"] == channel_id and report["failures"] == []
-            recorded = Recorder(records[kind]).records()
-            assert {r["source"] for r in recorded} == {"import"}
-            if kind == "folder":  # in path order: 2025/'s files (the odd ones), then the top folder's
-                ordered = expected[kind][1::2] + expected[kind][::2]
-                assert [bytes.fromhex(r["raw"]) for r in recorded] == ordered
-            else:
-                assert [bytes.fromhex(r["raw"]) for r in recorded] == expected[kind]
+            assert report["channelID"] == channels[kind] and report["failures"] == []
+            assert await raws_of(app, inbox, channels[kind]) == expected[kind], kind
 
-    async def test_importing_again_counts_duplicates_and_refused_mail_fails_alone(
+    async def test_importing_again_stores_nothing_twice(
+        self, app: FastAPI, client: httpx.AsyncClient, tenant: Tenant, inbox: Inbox, tmp_path: Path
+    ) -> None:
+        channel_id = await email_channel(client, tenant)
+        mails = [mail(n) for n in range(3)]
+        path = write_mbox(tmp_path / "archive.mbox", mails)
+        first = (await run_import(app, "--channel-id", str(channel_id), str(path))).json()
+        assert (first["stored"], first["duplicates"], first["failed"]) == (3, 0, 0)
+        again = (await run_import(app, "--channel-id", str(channel_id), str(path))).json()
+        assert (again["stored"], again["duplicates"], again["failed"]) == (0, 3, 0)
+        assert await inbox.originals() == {message_id_of(m): 1 for m in mails}
+        assert await inbox.arrivals() == {message_id_of(m): 2 for m in mails}
+
+    async def test_wait_counts_what_the_workers_threaded(
         self, app: FastAPI, client: httpx.AsyncClient, tenant: Tenant, tmp_path: Path
     ) -> None:
         channel_id = await email_channel(client, tenant)
-        path = write_mbox(tmp_path / "archive.mbox", [mail(1), mail(2, refuse=True), mail(3)])
-        record = tmp_path / "record.jsonl"
-        first = await run_import(app, record, "--channel-id", str(channel_id), str(path))
-        assert first.returncode == 1, first.describe()  # some mail failed: the summary still printed
-        report = json.loads(first.stdout)
-        assert (report["stored"], report["duplicates"], report["failed"]) == (2, 0, 1)
-        assert report["failures"] == [
-            {"mail": "archive.mbox #2", "error": "ValueError: the stand-in refuses this mail"}
-        ]
-        again = await run_import(app, record, "--channel-id", str(channel_id), str(path))
-        report = json.loads(again.stdout)
-        assert (report["stored"], report["duplicates"], report["failed"]) == (0, 2, 1)
+        path = write_mbox(tmp_path / "archive.mbox", [mail(n) for n in range(3)])
+        stop = asyncio.Event()
+        worker = asyncio.create_task(Worker(db_of(app), poll_seconds=0.05, daemons=False).run_forever(stop))
+        try:
+            result = await run_import(app, "--channel-id", str(channel_id), "--wait", str(path))
+        finally:
+            stop.set()
+            await worker
+        report = result.json()
+        assert (report["stored"], report["threaded"], report["parseFailed"], report["stillPending"]) == (
+            3,
+            3,
+            0,
+            0,
+        )
 
     async def test_bad_input_is_a_json_error(
-        self, app: FastAPI, client: httpx.AsyncClient, tenant: Tenant, tmp_path: Path
+        self, app: FastAPI, client: httpx.AsyncClient, tenant: Tenant, inbox: Inbox, tmp_path: Path
     ) -> None:
         channel_id = await email_channel(client, tenant)
         phone = await client.post(
@@ -153,22 +171,21 @@ class TestCommand:
         eml = tmp_path / "one.eml"
         eml.write_bytes(mail(1))
         (tmp_path / "empty").mkdir()
-        record = tmp_path / "unused.jsonl"
-        cases = {
-            "NOT_FOUND": ["--channel-id", "424242", str(eml)],
-            "NOT_AN_EMAIL_CHANNEL": ["--channel-id", str(phone.json()["channelID"]), str(eml)],
-            "NOT_A_MAIL_SOURCE": ["--channel-id", str(channel_id), str(tmp_path / "missing.mbox")],
-            "NOT_A_MAIL_SOURCE ": ["--channel-id", str(channel_id), str(tmp_path / "empty")],
-        }
-        results = await asyncio.gather(*(run_import(app, record, *args) for args in cases.values()))
-        for code, result in zip(cases, results, strict=True):
-            assert result.error()["code"] == code.strip(), result.describe()
-        assert Recorder(record).records() == []
+        cases = [
+            ("NOT_FOUND", ["--channel-id", "424242", str(eml)]),
+            ("NOT_AN_EMAIL_CHANNEL", ["--channel-id", str(phone.json()["channelID"]), str(eml)]),
+            ("NOT_A_MAIL_SOURCE", ["--channel-id", str(channel_id), str(tmp_path / "missing.mbox")]),
+            ("NOT_A_MAIL_SOURCE", ["--channel-id", str(channel_id), str(tmp_path / "empty")]),
+        ]
+        results = await asyncio.gather(*(run_import(app, *args) for _, args in cases))
+        for (code, _), result in zip(cases, results, strict=True):
+            assert result.error()["code"] == code, result.describe()
+        assert await inbox.rows() == []
 
 
 class TestImporter:
     async def test_batches_of_a_big_mbox_are_all_stored(
-        self, app: FastAPI, client: httpx.AsyncClient, tenant: Tenant, tmp_path: Path, recorder: Recorder
+        self, app: FastAPI, client: httpx.AsyncClient, tenant: Tenant, inbox: Inbox, tmp_path: Path
     ) -> None:
         channel_id = await email_channel(client, tenant)
         mails = [mail(n) for n in range(250)]
@@ -186,7 +203,36 @@ class TestImporter:
         assert seen == [100, 100, 50]
         assert (summary.mails, summary.stored, summary.failed) == (250, 250, 0)
         assert len(summary.inbound_mail_ids) == 250
-        assert set(recorder.stored()) == {message_key(m) for m in mails}
+        assert await inbox.originals() == {message_id_of(m): 1 for m in mails}
+
+    async def test_a_mail_the_pipeline_refuses_fails_alone(
+        self,
+        app: FastAPI,
+        client: httpx.AsyncClient,
+        tenant: Tenant,
+        inbox: Inbox,
+        tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch,
+    ) -> None:
+        channel_id = await email_channel(client, tenant)
+        mails = [mail(n) for n in range(5)]
+        refused = message_id_of(mails[2])
+        record = handoff.record
+
+        async def refusing(ctx: Any, channel: Any, staged: Any, **kwargs: Any) -> Any:
+            stored = await record(ctx, channel, staged, **kwargs)  # written, then refused: rolled back
+            if staged.header.message_id == refused:
+                raise ValueError("the pipeline cannot take this one")
+            return stored
+
+        monkeypatch.setattr(handoff, "record", refusing)
+        source = importer.open_source(write_mbox(tmp_path / "archive.mbox", mails))
+        summary = await importer.import_mail(
+            db_of(app), customer_id=tenant.customer_id, channel_id=channel_id, source=source
+        )
+        assert (summary.stored, summary.failed) == (4, 1)
+        assert summary.failures == [("archive.mbox #3", "ValueError: the pipeline cannot take this one")]
+        assert set(await inbox.originals()) == {message_id_of(m) for m in mails} - {refused}
 
     async def test_another_customer_s_channel_is_not_found(
         self, app: FastAPI, client: httpx.AsyncClient, tenant: Tenant, other_tenant: Tenant, tmp_path: Path
@@ -194,8 +240,6 @@ class TestImporter:
         channel_id = await email_channel(client, tenant)
         (tmp_path / "x.eml").write_bytes(mail(1))
         source = importer.open_source(tmp_path / "x.eml")
-        from deskpal.core.errors import NotFound
-
         with pytest.raises(NotFound):
             await importer.import_mail(
                 db_of(app), customer_id=other_tenant.customer_id, channel_id=channel_id, source=source

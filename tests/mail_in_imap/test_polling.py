@@ -2,8 +2,8 @@
 committed with the folder's last UID, one poller per mailbox (a lease), UIDVALIDITY changes,
 backoff of a failing mailbox while the others go on, and what the channel shows.
 
-receive() is the TEMPORARY stand-in (standin.py) until the inbound pipeline is merged; the tests
-that need its dedupe are in the PIPELINE-only class at the end.
+What came in is read from the pipeline's InboundMail rows (inbox.py): every committed arrival is a
+row, an original or a duplicate.
 """
 
 from __future__ import annotations
@@ -26,9 +26,9 @@ from deskpal.email import runtime as email_runtime
 from deskpal.email.inbound import polling
 from deskpal.email.inbound.imap_models import ImapMailbox
 from deskpal.email.inbound.polling import LeaseLost, claim_due, poll_mailbox
-from tests.mail_in_imap.conftest import PIPELINE, make_channel, poll_now, poll_settings
+from tests.mail_in_imap.conftest import make_channel, poll_now, poll_settings
 from tests.mail_in_imap.dovecot import Dovecot, ImapAccount
-from tests.mail_in_imap.standin import Recorder, message_key
+from tests.mail_in_imap.inbox import Inbox, message_id_of
 from tests.support import Tenant, db_of
 
 
@@ -86,7 +86,7 @@ class TestFetching:
         client: httpx.AsyncClient,
         tenant: Tenant,
         imap_account: ImapAccount,
-        recorder: Recorder,
+        inbox: Inbox,
         worker: Worker,
     ) -> None:
         channel = await make_channel(client, tenant, imap_account)
@@ -94,16 +94,16 @@ class TestFetching:
         imap_account.deliver(first)
 
         async def arrived(n: int) -> bool:
-            return sum(recorder.stored().values()) >= n
+            return sum((await inbox.originals()).values()) >= n
 
         await until(lambda: arrived(1), within=10, what="the mail in the folder before the channel")
         second = mail(2)
         imap_account.deliver(second)
         took = await until(lambda: arrived(2), within=10, what="a new mail")
         assert took < 3, f"a new mail took {took:.1f} s"
-        records = recorder.records()
-        assert [bytes.fromhex(r["raw"]) for r in records] == [first, second]
-        assert {(r["channel"], r["source"]) for r in records} == {(channel["channelID"], "imap")}
+        assert await inbox.raws() == [first, second]  # the bytes as the server held them
+        rows = await inbox.rows()
+        assert {(r.channel_id, r.source) for r in rows} == {(channel["channelID"], "imap")}
 
     async def test_a_mail_read_elsewhere_is_fetched_and_no_flag_is_changed(
         self,
@@ -112,13 +112,13 @@ class TestFetching:
         tenant: Tenant,
         dovecot: Dovecot,
         imap_account: ImapAccount,
-        recorder: Recorder,
+        inbox: Inbox,
     ) -> None:
         read = imap_account.deliver(mail(1), seen=True)  # opened in someone's mail client already
         unread = imap_account.deliver(mail(2))
         await make_channel(client, tenant, imap_account)
         await poll_now(app, dovecot)
-        assert sum(recorder.stored().values()) == 2
+        assert sum((await inbox.originals()).values()) == 2
         assert "\\Seen" in imap_account.flags(read)
         assert "\\Seen" not in imap_account.flags(unread)
 
@@ -129,7 +129,7 @@ class TestFetching:
         tenant: Tenant,
         dovecot: Dovecot,
         imap_account: ImapAccount,
-        recorder: Recorder,
+        inbox: Inbox,
     ) -> None:
         channel = await make_channel(client, tenant, imap_account)
         for n in range(3):
@@ -139,7 +139,7 @@ class TestFetching:
         await poll_now(app, dovecot)  # nothing is due yet: polled every 0.2 s
         await asyncio.sleep(0.25)
         await poll_now(app, dovecot)
-        assert list(recorder.handed().values()) == [1] * 5
+        assert list((await inbox.arrivals()).values()) == [1] * 5
         row = await mailbox_of(app, tenant, channel["channelID"])
         assert (row.last_uid, row.backlog, row.failures) == (uids[-1], 0, 0)
         assert row.uidvalidity == imap_account.uidvalidity()
@@ -152,7 +152,7 @@ class TestFetching:
         tenant: Tenant,
         dovecot: Dovecot,
         imap_account: ImapAccount,
-        recorder: Recorder,
+        inbox: Inbox,
         monkeypatch: pytest.MonkeyPatch,
     ) -> None:
         for n in range(23):
@@ -169,7 +169,7 @@ class TestFetching:
         assert shown["imapStatus"]["backlog"] == 13 and shown["imapStatus"]["lastFetchAt"] is not None
         results = await poll_now(app, dovecot)  # due again at once while there is a backlog
         assert [r.fetched for r in results] == [10, 3]
-        assert sum(recorder.stored().values()) == 23
+        assert sum((await inbox.originals()).values()) == 23
         assert (await mailbox_of(app, tenant, channel["channelID"])).backlog == 0
 
     async def test_the_folder_named_is_the_one_polled(
@@ -179,7 +179,7 @@ class TestFetching:
         tenant: Tenant,
         dovecot: Dovecot,
         imap_account: ImapAccount,
-        recorder: Recorder,
+        inbox: Inbox,
     ) -> None:
         imap_account.create_folder("Support")
         imap_account.deliver(mail(1))  # INBOX: not the channel's
@@ -187,7 +187,7 @@ class TestFetching:
         imap_account.deliver(wanted, folder="Support")
         await make_channel(client, tenant, imap_account, imapFolder="Support")
         await poll_now(app, dovecot)
-        assert [bytes.fromhex(r["raw"]) for r in recorder.records()] == [wanted]
+        assert await inbox.raws() == [wanted]
 
 
 class TestLease:
@@ -198,7 +198,7 @@ class TestLease:
         tenant: Tenant,
         dovecot: Dovecot,
         imap_account: ImapAccount,
-        recorder: Recorder,
+        inbox: Inbox,
     ) -> None:
         imap_account.deliver(mail(1))
         await make_channel(client, tenant, imap_account)
@@ -210,9 +210,9 @@ class TestLease:
         assert taken.mailbox_id == held.mailbox_id
         # The first poller, back from a long pause, finds the mailbox gone: it records nothing.
         late = await poll_mailbox(db, held, "first", poll_settings(dovecot))
-        assert late.lost_lease and recorder.records() == []
+        assert late.lost_lease and await inbox.rows() == []
         done = await poll_mailbox(db, taken, "second", poll_settings(dovecot))
-        assert done.fetched == 1 and sum(recorder.handed().values()) == 1
+        assert done.fetched == 1 and sum((await inbox.arrivals()).values()) == 1
 
     async def test_a_poll_cut_off_mid_batch_leaves_only_that_batch_to_fetch_again(
         self,
@@ -221,7 +221,7 @@ class TestLease:
         tenant: Tenant,
         dovecot: Dovecot,
         imap_account: ImapAccount,
-        recorder: Recorder,
+        inbox: Inbox,
         monkeypatch: pytest.MonkeyPatch,
     ) -> None:
         sent = [mail(n) for n in range(12)]
@@ -230,33 +230,33 @@ class TestLease:
         monkeypatch.setattr(polling, "BATCH_MAILS", 5)
         channel = await make_channel(client, tenant, imap_account)
         db = db_of(app)
-        handed = 0
-        store = recorder.store
+        recorded = 0
+        record = polling.handoff.record
         cut = asyncio.Event()
 
-        async def slow_store(*args: Any, **kwargs: Any) -> Any:
-            nonlocal handed
-            handed += 1
-            if handed == 8:  # the third mail of the second batch: the worker dies here
+        async def slow_record(*args: Any, **kwargs: Any) -> Any:
+            nonlocal recorded
+            recorded += 1
+            if recorded == 8:  # the third mail of the second batch: the worker dies here
                 cut.set()
                 await asyncio.sleep(60)
-            return await store(*args, **kwargs)
+            return await record(*args, **kwargs)
 
-        monkeypatch.setattr(polling.handoff, "store", slow_store)
+        monkeypatch.setattr(polling.handoff, "record", slow_record)
         (claim,) = await claim_due(db, "doomed", limit=5, lease_seconds=5)
         task = asyncio.create_task(poll_mailbox(db, claim, "doomed", poll_settings(dovecot)))
         await asyncio.wait_for(cut.wait(), 10)
         task.cancel()  # as SIGKILL would: the batch's transaction never commits
         with pytest.raises(asyncio.CancelledError):
             await task
-        assert sum(recorder.handed().values()) == 5  # the first batch only
+        assert sum((await inbox.arrivals()).values()) == 5  # the first batch only
         assert (await mailbox_of(app, tenant, channel["channelID"])).last_uid == 5
-        monkeypatch.setattr(polling.handoff, "store", store)
+        monkeypatch.setattr(polling.handoff, "record", record)
         later = utcnow() + timedelta(seconds=6)
         (taken,) = await claim_due(db, "heir", limit=5, lease_seconds=5, now=later)
         await poll_mailbox(db, taken, "heir", poll_settings(dovecot))
-        handed_over = recorder.handed()
-        assert set(handed_over.values()) == {1} and set(handed_over) == {message_key(m) for m in sent}
+        arrived = await inbox.arrivals()
+        assert set(arrived.values()) == {1} and set(arrived) == {message_id_of(m) for m in sent}
 
 
 class TestFailures:
@@ -266,7 +266,7 @@ class TestFailures:
         client: httpx.AsyncClient,
         tenant: Tenant,
         dovecot: Dovecot,
-        recorder: Recorder,
+        inbox: Inbox,
         worker: Worker,
     ) -> None:
         good_account, bad_account = dovecot.add_account(), dovecot.add_account()
@@ -279,10 +279,10 @@ class TestFailures:
             await asyncio.sleep(0.5)
 
         async def all_arrived() -> bool:
-            return len(recorder.stored()) == len(expected)
+            return len(await inbox.originals()) == len(expected)
 
         await until(all_arrived, within=10, what="the good channel's mail")
-        assert {r["channel"] for r in recorder.records()} == {good["channelID"]}
+        assert {r.channel_id for r in await inbox.rows()} == {good["channelID"]}
         row = await mailbox_of(app, tenant, bad["channelID"])
         # 2.5 s at a poll every 0.2 s would be a dozen tries; backing off (2 s, 4 s, …) leaves two.
         assert 1 <= row.failures <= 2, row.failures
@@ -306,7 +306,7 @@ class TestFailures:
         tenant: Tenant,
         dovecot: Dovecot,
         imap_account: ImapAccount,
-        recorder: Recorder,
+        inbox: Inbox,
     ) -> None:
         imap_account.deliver(mail(1))
         wrong = imap_account.channel_settings(imapPassword="wrong")
@@ -333,7 +333,7 @@ class TestFailures:
         await poll_now(app, dovecot)  # due at once: no waiting out the backoff
         row = await mailbox_of(app, tenant, channel["channelID"])
         assert (row.failures, row.last_error) == (0, None)
-        assert sum(recorder.stored().values()) == 1
+        assert sum((await inbox.originals()).values()) == 1
 
     async def test_a_lost_lease_at_commit_rolls_the_batch_back(
         self,
@@ -342,7 +342,7 @@ class TestFailures:
         tenant: Tenant,
         dovecot: Dovecot,
         imap_account: ImapAccount,
-        recorder: Recorder,
+        inbox: Inbox,
     ) -> None:
         imap_account.deliver(mail(1))
         await make_channel(client, tenant, imap_account)
@@ -363,7 +363,7 @@ class TestUidValidity:
         tenant: Tenant,
         dovecot: Dovecot,
         imap_account: ImapAccount,
-        recorder: Recorder,
+        inbox: Inbox,
     ) -> None:
         imap_account.create_folder("Support")
         sent = [mail(n) for n in range(3)]
@@ -378,33 +378,8 @@ class TestUidValidity:
         await poll_now(app, dovecot)
         after = await mailbox_of(app, tenant, channel["channelID"])
         assert (after.uidvalidity, after.last_uid) == (new_validity, 3)
-        keys = {message_key(m) for m in sent}
-        # Handed over again, each once more: receive() knows them (the stand-in, like the
-        # pipeline, says duplicate), so nothing is stored twice.
-        assert recorder.handed() == dict.fromkeys(keys, 2)
-        assert recorder.stored() == dict.fromkeys(keys, 1)
-
-
-@pytest.mark.skipif(not PIPELINE, reason="needs the inbound pipeline's receive() (branch inbound-pipeline)")
-class TestWithThePipeline:
-    """Enabled once receive() is merged: the real dedupe, seen through /api/InboundMails."""
-
-    async def test_uidvalidity_change_stores_nothing_twice(
-        self,
-        app: FastAPI,
-        client: httpx.AsyncClient,
-        tenant: Tenant,
-        dovecot: Dovecot,
-        imap_account: ImapAccount,
-    ) -> None:
-        imap_account.create_folder("Support")
-        for n in range(3):
-            imap_account.deliver(mail(n), folder="Support")
-        await make_channel(client, tenant, imap_account, imapFolder="Support")
-        await poll_now(app, dovecot)
-        imap_account.reset_uidvalidity("Support")
-        await asyncio.sleep(0.25)
-        await poll_now(app, dovecot)
-        listed = (await client.get("/api/InboundMails?pageSize=100", headers=tenant.headers)).json()["items"]
-        statuses = sorted(m["status"] for m in listed)
-        assert statuses.count("duplicate") == 3 and len(listed) == 6
+        ids = {message_id_of(m) for m in sent}
+        # Each arrived again, under its new UID: the pipeline knew it (a `duplicate` row), so
+        # nothing is stored twice.
+        assert await inbox.arrivals() == dict.fromkeys(ids, 2)
+        assert await inbox.originals() == dict.fromkeys(ids, 1)

@@ -1,58 +1,67 @@
-"""The one door from IMAP polling and `deskpal mail import` into the inbound pipeline.
+"""The one door from IMAP polling and `deskpal mail import` into the inbound pipeline (receive.py).
 
-`store()` hands one raw mail to the pipeline's `receive()` (email/inbound/receive.py), which writes
-the bytes to storage and an InboundMail row with its parse job in the caller's transaction, and
-tells a duplicate (same Message-ID on the channel, or same bytes) from a new mail. Whoever calls
-`store()` commits; IMAP polling moves a folder's last UID in that same transaction.
-
-TODO(wiring): receive() and InboundMail come with the inbound pipeline (branch inbound-pipeline).
-Until it is merged they are looked up when first used, so that this branch imports and type-checks
-without them; once merged, `_pipeline()` becomes two plain imports.
+Both take mail in batches, in two steps. `stage` writes a mail's bytes to storage (hashing them and
+reading its header block) with no transaction open, since the storage may be S3 (STYLE: no network
+inside a transaction). `record` then writes its InboundMail row and parse job, or a `duplicate` row
+for a mail the channel had already (same Message-ID, or same bytes), in the caller's transaction,
+which also holds whatever moves with the batch (IMAP: the folder's last UID). `dropped_unless_recorded`
+removes a batch's staged bytes at once when that transaction fails (the orphan sweeper would, later).
 """
 
 from __future__ import annotations
 
-import importlib
+import contextlib
+import logging
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
-from typing import Any, Literal
 
 from sqlalchemy import select
 
 from deskpal.channels.models import Channel
 from deskpal.core.context import Ctx
+from deskpal.email.inbound import receive
+from deskpal.email.inbound.models import InboundMail, InboundSource, InboundStatus
+from deskpal.email.inbound.receive import StagedMail
 
-Source = Literal["imap", "endpoint", "import"]
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, slots=True)
 class Stored:
     inbound_mail_id: int
-    duplicate: bool  # the pipeline had it already: this arrival is recorded as a duplicate
+    duplicate: bool  # the channel had it already: this arrival is recorded as a duplicate
 
 
-class PipelineMissing(RuntimeError):
-    """receive() is not there (a branch without the inbound pipeline)."""
+async def _once(raw: bytes) -> AsyncIterator[bytes]:
+    yield raw
 
 
-def _pipeline() -> tuple[Any, Any]:
-    """(receive, InboundMail)."""
+async def stage(customer_id: int, raw: bytes) -> StagedMail:
+    """Write one raw mail's bytes to this process's storage (no transaction needed)."""
+    storage = receive.default_storage()
+    return await receive.stage(storage, customer_id, _once(raw), max_bytes=max(len(raw), 1))
+
+
+async def record(ctx: Ctx, channel: Channel, staged: StagedMail, *, source: InboundSource) -> Stored:
+    """A staged mail's row (and its parse job), in ctx's transaction."""
+    row = await receive.record(ctx, receive.default_storage(), channel, staged, source=source)
+    return Stored(inbound_mail_id=row.inbound_mail_id, duplicate=row.status == InboundStatus.DUPLICATE)
+
+
+@contextlib.asynccontextmanager
+async def dropped_unless_recorded(staged: Sequence[StagedMail]) -> AsyncIterator[None]:
+    """Around the transaction that records `staged`: if it fails, their bytes go at once."""
     try:
-        receive = importlib.import_module("deskpal.email.inbound.receive").receive
-        models = importlib.import_module("deskpal.email.inbound.models")
-    except ImportError as exc:  # pragma: no cover - only before the pipeline is merged
-        raise PipelineMissing(
-            "the inbound pipeline (deskpal.email.inbound.receive) is not installed: mail cannot be stored"
-        ) from exc
-    return receive, models.InboundMail
-
-
-async def store(ctx: Ctx, channel: Channel, raw: bytes, *, source: Source) -> Stored:
-    """Hand one raw mail to the pipeline, in ctx's transaction."""
-    receive, _ = _pipeline()
-    mail = await receive(ctx, channel, raw, source=source)
-    return Stored(inbound_mail_id=int(mail.inbound_mail_id), duplicate=str(mail.status) == "duplicate")
+        yield
+    except BaseException:
+        storage = receive.default_storage()
+        for mail in staged:
+            try:
+                await storage.delete(mail.key)
+            except Exception:  # the orphan sweeper removes it after its grace period
+                log.warning("could not delete the staged mail %s", mail.key, exc_info=True)
+        raise
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,21 +77,20 @@ class Outcomes:
 
 async def outcomes(ctx: Ctx, inbound_mail_ids: Sequence[int]) -> Outcomes:
     """How these InboundMails fared (the import command's --wait)."""
-    _, inbound_mail = _pipeline()
     statuses: Counter[str] = Counter()
     threaded = 0
     ids = list(inbound_mail_ids)
     for start in range(0, len(ids), 500):  # bounded IN lists
-        stmt = select(inbound_mail.status, inbound_mail.ticket_id).where(
-            inbound_mail.inbound_mail_id.in_(ids[start : start + 500])
+        stmt = select(InboundMail.status, InboundMail.ticket_id).where(
+            InboundMail.inbound_mail_id.in_(ids[start : start + 500])
         )
         for status, ticket_id in (await ctx.db.execute(stmt)).all():
-            statuses[str(getattr(status, "value", status))] += 1
+            statuses[str(status)] += 1
             threaded += ticket_id is not None
     return Outcomes(
-        pending=statuses["pending"],
-        stored=statuses["stored"],
+        pending=statuses[InboundStatus.PENDING.value],
+        stored=statuses[InboundStatus.STORED.value],
         threaded=threaded,
-        failed=statuses["failed"],
-        duplicate=statuses["duplicate"],
+        failed=statuses[InboundStatus.FAILED.value],
+        duplicate=statuses[InboundStatus.DUPLICATE.value],
     )

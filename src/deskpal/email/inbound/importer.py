@@ -1,11 +1,12 @@
 """`deskpal mail import`: mail kept elsewhere (an .eml file, a folder of them, an mbox, a Maildir)
-taken in through the same door as IMAP and the raw-mail endpoint (handoff.store, source "import").
+taken in through the same door as IMAP (handoff.py: staged, then recorded; source "import").
 
 The files are read with the standard library's `mailbox` module, one mail at a time (a 10,000-mail
-mbox is never in memory at once). Mails are stored in batches, one transaction each; inside it
-every mail has a savepoint of its own, so one the pipeline refuses is counted as failed and the rest
-of its batch is kept. Running the same import again stores nothing twice: the pipeline recognises
-each mail (Message-ID, or its bytes) and counts it as a duplicate.
+mbox is never in memory at once). Mails are staged to storage a batch at a time, then recorded in
+one transaction a batch; inside it every mail has a savepoint of its own, so one the pipeline
+refuses is counted as failed and the rest of its batch is kept. Running the same import again
+stores nothing twice: the pipeline recognises each mail (Message-ID, or its bytes) and counts it as
+a duplicate.
 """
 
 from __future__ import annotations
@@ -24,7 +25,9 @@ from deskpal.channels.models import ChannelType
 from deskpal.core.context import Ctx
 from deskpal.core.db import Database, transaction
 from deskpal.core.errors import Unprocessable
-from deskpal.email.inbound import handoff
+from deskpal.email.inbound import handoff, receive
+from deskpal.email.inbound.models import InboundSource
+from deskpal.email.inbound.receive import StagedMail
 
 Kind = Literal["eml", "folder", "mbox", "maildir"]
 BATCH_MAILS = 100  # mails per transaction
@@ -33,10 +36,6 @@ MAX_FAILURES_LISTED = 50
 
 class NotAMailSource(Unprocessable):
     code, title = "NOT_A_MAIL_SOURCE", "The path is no mail deskpal can import"
-
-
-class NotAnEmailChannel(Unprocessable):
-    code, title = "NOT_AN_EMAIL_CHANNEL", "Mail is imported into Email channels only"
 
 
 @dataclass(frozen=True)
@@ -124,12 +123,18 @@ def _chunks(items: Iterable[tuple[str, bytes]], size: int) -> Iterator[list[tupl
         yield batch
 
 
+def _failed(summary: ImportSummary, label: str, exc: Exception) -> None:
+    summary.failed += 1
+    if len(summary.failures) < MAX_FAILURES_LISTED:
+        summary.failures.append((label, f"{type(exc).__name__}: {exc}"[:500]))
+
+
 async def check_channel(db: Database, customer_id: int, channel_id: int) -> None:
     """404 for an unknown channel; 422 NOT_AN_EMAIL_CHANNEL for another type."""
     async with transaction(db, write=False, customer_id=customer_id) as session:
         channel = await channels.get_channel(Ctx.system(session, customer_id), channel_id)
         if channel.channel_type != ChannelType.EMAIL.value:
-            raise NotAnEmailChannel(
+            raise receive.NotAnEmailChannel(
                 f"channel {channel_id} is a {channel.channel_type} channel: import into an Email channel",
                 errors=[{"field": "channel-id", "message": "not an Email channel"}],
             )
@@ -149,26 +154,36 @@ async def import_mail(
     summary = ImportSummary()
     started = time.perf_counter()
     for batch in _chunks(source.mails, batch_size):
-        async with transaction(db, customer_id=customer_id) as session:
+        # The bytes to storage first, with no transaction open (the storage may be S3).
+        staged: list[tuple[str, StagedMail | None]] = []
+        for label, raw in batch:
+            try:
+                staged.append((label, await handoff.stage(customer_id, raw)))
+            except Exception as exc:
+                staged.append((label, None))
+                _failed(summary, label, exc)
+        kept = [s for _, s in staged if s is not None]
+        async with (
+            handoff.dropped_unless_recorded(kept),
+            transaction(db, customer_id=customer_id) as session,
+        ):
             ctx = Ctx.system(session, customer_id)
             channel = await channels.get_channel(ctx, channel_id)
-            for label, raw in batch:
-                summary.mails += 1
+            for label, mail in staged:
+                if mail is None:
+                    continue
                 try:
                     async with session.begin_nested():
-                        stored = await handoff.store(ctx, channel, raw, source="import")
-                except handoff.PipelineMissing:
-                    raise
+                        stored = await handoff.record(ctx, channel, mail, source=InboundSource.IMPORT)
                 except Exception as exc:  # this mail only: its savepoint is rolled back, the batch goes on
-                    summary.failed += 1
-                    if len(summary.failures) < MAX_FAILURES_LISTED:
-                        summary.failures.append((label, f"{type(exc).__name__}: {exc}"[:500]))
+                    _failed(summary, label, exc)
                     continue
                 if stored.duplicate:
                     summary.duplicates += 1
                 else:
                     summary.stored += 1
                     summary.inbound_mail_ids.append(stored.inbound_mail_id)
+        summary.mails += len(batch)
         if progress is not None:
             progress(len(batch))
     summary.seconds = time.perf_counter() - started

@@ -3,15 +3,16 @@ its own, fetching by UID, never by \\Seen.
 
 A round of one mailbox: lease it (a compare-and-set UPDATE: one poller at a time; a lease that
 lapsed, its worker dead, is taken over), connect and EXAMINE its folder, compare UIDVALIDITY, list
-the UIDs above the last one received, and fetch them in batches. Each batch is handed to receive()
-and the folder's last UID moved past it in ONE transaction, so a worker killed mid-round refetches
-at most the batch it had not committed, and receive()'s dedupe (Message-ID, bytes) stores each mail
-once however often it arrives. A changed UIDVALIDITY starts over from UID 0 under the same dedupe.
+the UIDs above the last one received, and fetch them in batches. Each batch's bytes are staged to
+storage, then recorded by the pipeline (receive.py, through handoff.py) with the folder's last UID
+moved past it in ONE transaction, so a worker killed mid-round refetches at most the batch it had
+not committed, and the pipeline's dedupe (Message-ID, bytes) stores each mail once however often it
+arrives. A changed UIDVALIDITY starts over from UID 0 under the same dedupe.
 
-No transaction is open while the server answers. A failing mailbox backs off exponentially (capped)
-in its own row; the others, in their own tasks, never wait for it. A round is cut off after a
-time limit, and yields its mailbox after a budget of fetching (the backlog makes it due again at
-once, so a big folder does not keep a worker's slot from the other mailboxes).
+No transaction is open while the server (or the storage) answers. A failing mailbox backs off
+exponentially (capped) in its own row; the others, in their own tasks, never wait for it. A round
+is cut off after a time limit, and yields its mailbox after a budget of fetching (the backlog makes
+it due again at once, so a big folder does not keep a worker's slot from the other mailboxes).
 """
 
 from __future__ import annotations
@@ -37,9 +38,11 @@ from deskpal.core.jobs import daemon
 from deskpal.core.maintenance import all_tenants_maintenance
 from deskpal.email import runtime as email_runtime
 from deskpal.email.inbound import handoff
-from deskpal.email.inbound.imap import FetchedMail, ImapConfig, ImapFailure, ImapSession, Pending
+from deskpal.email.inbound.imap import ImapConfig, ImapFailure, ImapSession, Pending
 from deskpal.email.inbound.imap_channel import imap_config_of
 from deskpal.email.inbound.imap_models import ImapMailbox
+from deskpal.email.inbound.models import InboundSource
+from deskpal.email.inbound.receive import StagedMail
 
 log = logging.getLogger("deskpal.email.imap")
 
@@ -92,8 +95,8 @@ class Claim:
 @dataclass(frozen=True, slots=True)
 class RoundResult:
     mailbox_id: int
-    fetched: int = 0  # mails handed to receive()
-    duplicates: int = 0  # ... that receive() already had
+    fetched: int = 0  # mails recorded by the pipeline
+    duplicates: int = 0  # ... that the channel had already
     backlog: int = 0
     error: str | None = None  # the advice recorded as last_error
     lost_lease: bool = False
@@ -229,19 +232,23 @@ async def _commit_batch(
     db: Database,
     claim: Claim,
     holder: str,
-    mails: Sequence[FetchedMail],
+    staged: Sequence[StagedMail],
     *,
     last_uid: int,
     backlog: int,
     settings: PollSettings,
 ) -> int:
-    """receive() each mail and move last_uid past them, in one transaction; how many duplicates."""
+    """Record each staged mail and move last_uid past them, in one transaction; how many were
+    duplicates."""
     duplicates = 0
-    async with transaction(db, customer_id=claim.customer_id) as session:
+    async with (
+        handoff.dropped_unless_recorded(staged),
+        transaction(db, customer_id=claim.customer_id) as session,
+    ):
         ctx = Ctx.worker(session, claim.customer_id)
         channel = await channels.get_channel(ctx, claim.channel_id)
-        for mail in mails:
-            stored = await handoff.store(ctx, channel, mail.raw, source="imap")
+        for mail in staged:
+            stored = await handoff.record(ctx, channel, mail, source=InboundSource.IMAP)
             duplicates += stored.duplicate
         moved = await _update_held_in(
             session,
@@ -293,8 +300,10 @@ async def _fetch_round(
             batch = _batches(pending)
             mails = await session.fetch([p.uid for p in batch])
             pending = pending[len(batch) :]
+            # The bytes to storage before the transaction (which S3 must not be called inside).
+            staged = [await handoff.stage(claim.customer_id, mail.raw) for mail in mails]
             duplicates += await _commit_batch(
-                db, claim, holder, mails, last_uid=batch[-1].uid, backlog=len(pending), settings=settings
+                db, claim, holder, staged, last_uid=batch[-1].uid, backlog=len(pending), settings=settings
             )
             fetched += len(mails)
             if loop.time() - started >= ROUND_BUDGET_SECONDS:
@@ -363,8 +372,6 @@ async def _round_recorded(
     except TimeoutError:
         text = f"The poll of {config.server} took longer than {ROUND_LIMIT_SECONDS:g} s and was cut off."
         return await _failed(db, claim, holder, settings, text)
-    except handoff.PipelineMissing as exc:
-        return await _failed(db, claim, holder, settings, str(exc))
     except Exception as exc:  # storing failed (the database, the file store): fetched again later
         log.exception("IMAP mailbox %s: storing the fetched mail failed", claim.mailbox_id)
         return await _failed(db, claim, holder, settings, f"Storing the fetched mail failed ({exc}).")
