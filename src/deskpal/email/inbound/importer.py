@@ -123,6 +123,61 @@ def _chunks(items: Iterable[tuple[str, bytes]], size: int) -> Iterator[list[tupl
         yield batch
 
 
+Staged = list[tuple[str, StagedMail | Exception]]
+
+
+def _stage_next(customer_id: int, batches: Iterator[list[tuple[str, bytes]]]) -> asyncio.Task[Staged | None]:
+    async def stage() -> Staged | None:
+        batch = next(batches, None)
+        if batch is None:
+            return None
+        results = await handoff.stage_many(customer_id, [raw for _, raw in batch])
+        return [(label, result) for (label, _), result in zip(batch, results, strict=True)]
+
+    return asyncio.create_task(stage())
+
+
+async def _abandon(ahead: asyncio.Task[Staged | None]) -> None:
+    """The import stops: the batch staged ahead is not recorded, its bytes go."""
+    ahead.cancel()
+    try:
+        staged = await ahead
+    except BaseException:
+        return
+    await handoff.drop([s for _, s in staged or [] if not isinstance(s, Exception)])
+
+
+async def _record_batch(
+    db: Database, customer_id: int, channel_id: int, staged: Staged, summary: ImportSummary
+) -> None:
+    """One transaction for the batch, a savepoint for each mail in it."""
+    for label, result in staged:
+        if isinstance(result, Exception):
+            _failed(summary, label, result)
+    kept = [s for _, s in staged if not isinstance(s, Exception)]
+    async with (
+        handoff.dropped_unless_recorded(kept),
+        transaction(db, customer_id=customer_id) as session,
+    ):
+        ctx = Ctx.system(session, customer_id)
+        channel = await channels.get_channel(ctx, channel_id)
+        for label, mail in staged:
+            if isinstance(mail, Exception):
+                continue
+            try:
+                async with session.begin_nested():
+                    stored = await handoff.record(ctx, channel, mail, source=InboundSource.IMPORT)
+            except Exception as exc:  # this mail only: its savepoint is rolled back, the batch goes on
+                _failed(summary, label, exc)
+                continue
+            if stored.duplicate:
+                summary.duplicates += 1
+            else:
+                summary.stored += 1
+                summary.inbound_mail_ids.append(stored.inbound_mail_id)
+    summary.mails += len(staged)
+
+
 def _failed(summary: ImportSummary, label: str, exc: Exception) -> None:
     summary.failed += 1
     if len(summary.failures) < MAX_FAILURES_LISTED:
@@ -153,39 +208,19 @@ async def import_mail(
     await check_channel(db, customer_id, channel_id)
     summary = ImportSummary()
     started = time.perf_counter()
-    for batch in _chunks(source.mails, batch_size):
-        # The bytes to storage first, with no transaction open (the storage may be S3).
-        staged: list[tuple[str, StagedMail | None]] = []
-        for label, raw in batch:
-            try:
-                staged.append((label, await handoff.stage(customer_id, raw)))
-            except Exception as exc:
-                staged.append((label, None))
-                _failed(summary, label, exc)
-        kept = [s for _, s in staged if s is not None]
-        async with (
-            handoff.dropped_unless_recorded(kept),
-            transaction(db, customer_id=customer_id) as session,
-        ):
-            ctx = Ctx.system(session, customer_id)
-            channel = await channels.get_channel(ctx, channel_id)
-            for label, mail in staged:
-                if mail is None:
-                    continue
-                try:
-                    async with session.begin_nested():
-                        stored = await handoff.record(ctx, channel, mail, source=InboundSource.IMPORT)
-                except Exception as exc:  # this mail only: its savepoint is rolled back, the batch goes on
-                    _failed(summary, label, exc)
-                    continue
-                if stored.duplicate:
-                    summary.duplicates += 1
-                else:
-                    summary.stored += 1
-                    summary.inbound_mail_ids.append(stored.inbound_mail_id)
-        summary.mails += len(batch)
-        if progress is not None:
-            progress(len(batch))
+    batches = _chunks(source.mails, batch_size)
+    # The next batch is read and staged while this one is recorded: the file reads and storage
+    # writes of one overlap the database work of the other.
+    ahead = _stage_next(customer_id, batches)
+    try:
+        while (current := await ahead) is not None:
+            ahead = _stage_next(customer_id, batches)
+            await _record_batch(db, customer_id, channel_id, current, summary)
+            if progress is not None:
+                progress(len(current))
+    except BaseException:
+        await _abandon(ahead)
+        raise
     summary.seconds = time.perf_counter() - started
     return summary
 

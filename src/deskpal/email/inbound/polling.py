@@ -263,6 +263,18 @@ async def _commit_batch(
     return duplicates
 
 
+async def _staged(claim: Claim, raws: Sequence[bytes]) -> list[StagedMail]:
+    """The batch staged, or none of it: a mail that cannot be written fails the batch (fetched
+    again at the next try) and what was written of it is removed."""
+    results = await handoff.stage_many(claim.customer_id, raws)
+    staged = [r for r in results if not isinstance(r, Exception)]
+    failed = next((r for r in results if isinstance(r, Exception)), None)
+    if failed is not None:
+        await handoff.drop(staged)
+        raise failed
+    return staged
+
+
 async def _fetch_round(
     db: Database, claim: Claim, holder: str, config: ImapConfig, settings: PollSettings, stop: asyncio.Event
 ) -> RoundResult:
@@ -301,7 +313,7 @@ async def _fetch_round(
             mails = await session.fetch([p.uid for p in batch])
             pending = pending[len(batch) :]
             # The bytes to storage before the transaction (which S3 must not be called inside).
-            staged = [await handoff.stage(claim.customer_id, mail.raw) for mail in mails]
+            staged = await _staged(claim, [mail.raw for mail in mails])
             duplicates += await _commit_batch(
                 db, claim, holder, staged, last_uid=batch[-1].uid, backlog=len(pending), settings=settings
             )
