@@ -2,15 +2,17 @@
 #   make serve   serve on http://127.0.0.1:8000 (SQLite under ./var, a demo customer printed once);
 #                options go in SERVE_ARGS, e.g. make serve SERVE_ARGS="--port 8080"
 #   make test    ruff, ruff format --check, mypy on src/, pytest on SQLite and PostgreSQL (and, for
-#                tests/browser, Debian's Chromium: installed with apt-get when missing and run as root)
+#                tests/browser, Debian's Chromium; for tests/mail_in_imap, Debian's Dovecot: each
+#                installed with apt-get when missing and run as root)
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 SERVE_ARGS ?=
 CHROMIUM := /usr/bin/chromium
+DOVECOT := /usr/sbin/dovecot
 
-.PHONY: serve test lint chromium worker migrate clean
+.PHONY: serve test lint chromium dovecot worker migrate clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -43,7 +45,16 @@ chromium:
 	  || case "$$CI" in 1|true|TRUE|True|yes) exit 1;; *) echo "chromium not installed: tests/browser will skip";; esac; \
 	fi
 
-test: lint chromium
+# The IMAP tests poll Debian's Dovecot, installed like Chromium; tests/mail_in_imap/dovecot.py runs
+# its own instance, unprivileged, on free ports (never the package's system service).
+dovecot:
+	@if [ ! -x $(DOVECOT) ] && [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	  echo "installing Debian's dovecot-imapd for tests/mail_in_imap"; \
+	  { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq dovecot-imapd >/dev/null; } \
+	  || case "$$CI" in 1|true|TRUE|True|yes) exit 1;; *) echo "dovecot not installed: tests/mail_in_imap will skip";; esac; \
+	fi
+
+test: lint chromium dovecot
 	$(BIN)/pytest -q
 
 clean:

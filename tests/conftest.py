@@ -134,8 +134,10 @@ def settings(db_url: str, data_dir: Path) -> Settings:
 
 @pytest.fixture(scope="session")
 async def shared_app(db_url: str, data_dir: Path, smtp_certificates: Certificates) -> AsyncIterator[FastAPI]:
-    # Mail jobs trust the tests' SMTP servers' self-signed CA, as DESKPAL_SMTP_CA_FILE would.
-    settings = test_settings(db_url, data_dir).model_copy(update={"smtp_ca_file": smtp_certificates.ca_file})
+    # Mail jobs trust the tests' SMTP servers' self-signed CA, as DESKPAL_SMTP_CA_FILE would; the
+    # tests' IMAP server (tests/mail_in_imap/dovecot.py) has a certificate of the same CA.
+    ca = smtp_certificates.ca_file
+    settings = test_settings(db_url, data_dir).model_copy(update={"smtp_ca_file": ca, "imap_ca_file": ca})
     application = create_app(settings)
     try:
         yield application

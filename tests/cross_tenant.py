@@ -71,6 +71,7 @@ async def _channel(app: FastAPI, tenant: Tenant, channel_type: str = "Phone") ->
 target("/api/Channels/{id}", bodies={"PUT": {"name": "renamed"}})(_channel)
 target("/api/Channels/{id}/phone-auth-token")(_channel)
 target("/api/Channels/{id}/test-smtp")(_channel)  # the owner's answer: 422, not an Email channel
+target("/api/Channels/{id}/test-imap")(_channel)  # likewise: 422 IMAP_NOT_CONFIGURED
 
 
 @target("/api/Topics/{id}", bodies={"PUT": {"name": "renamed"}})

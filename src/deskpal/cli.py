@@ -9,6 +9,7 @@ import logging
 import signal
 import sys
 from collections.abc import Awaitable, Callable, Iterator
+from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, NoReturn, TypeVar
 
 import typer
@@ -29,9 +30,11 @@ app = typer.Typer(
 customers_app = typer.Typer(help="Manage customers (tenants).", no_args_is_help=True)
 reps_app = typer.Typer(help="Manage customer representatives.", no_args_is_help=True)
 apikeys_app = typer.Typer(help="Create and revoke personal API keys.", no_args_is_help=True)
+mail_app = typer.Typer(help="Mail kept elsewhere, taken in.", no_args_is_help=True)
 app.add_typer(customers_app, name="customers")
 app.add_typer(reps_app, name="reps")
 app.add_typer(apikeys_app, name="apikeys")
+app.add_typer(mail_app, name="mail")
 
 T = TypeVar("T")
 
@@ -356,6 +359,104 @@ def apikeys_revoke(
             return {"apiKeyID": api_key_id, "revoked": True}
 
     _emit(_with_db(run))
+
+
+@mail_app.command("import")
+def mail_import(
+    path: Annotated[Path, typer.Argument(help="An .eml file, a folder of .eml files, an mbox or a Maildir.")],
+    channel_id: Annotated[
+        int, typer.Option("--channel-id", help="The Email channel the mail came to.", min=1, max=MAX_ID)
+    ],
+    wait: Annotated[
+        bool,
+        typer.Option(
+            "--wait/--no-wait",
+            help="Wait for the workers to parse and thread what was stored, and count it (threaded, failed).",
+        ),
+    ] = False,
+    wait_seconds: Annotated[
+        float, typer.Option(help="With --wait: give up waiting after this long.", min=1)
+    ] = 600,
+) -> None:
+    """Take in mail kept elsewhere: each mail goes through the inbound pipeline as if it had arrived
+    (duplicates of mail it has are recognised, so running an import twice stores nothing twice).
+    Prints a summary (stored, duplicates, failed); exits 1 when some mail failed."""
+    from deskpal.core import secretbox
+    from deskpal.email import runtime as email_runtime
+    from deskpal.email.inbound import importer
+    from deskpal.job_types import register_all
+    from deskpal.storage import build_storage
+
+    settings = _settings()
+    with _errors():
+        source = importer.open_source(path)
+    register_all()  # the pipeline's jobs, enqueued with each mail
+    secretbox.configure(settings.resolved_secret_key, settings.old_secret_key_list)
+    email_runtime.configure(settings, build_storage(settings))  # where the raw mail is written
+
+    async def run(db: Database) -> dict[str, Any]:
+        from deskpal.auth.owners import customer_of_channel
+        from deskpal.core.errors import NotFound
+
+        async with transaction(db, write=False) as session:
+            customer_id = await customer_of_channel(session, channel_id)
+        if customer_id is None:
+            raise NotFound(f"channel {channel_id} not found")
+        with _progress(f"importing {source.kind} {path.name}", source.count) as advance:
+            summary = await importer.import_mail(
+                db, customer_id=customer_id, channel_id=channel_id, source=source, progress=advance
+            )
+        report: dict[str, Any] = {
+            "channelID": channel_id,
+            "path": str(path),
+            "kind": source.kind,
+            "mails": summary.mails,
+            "stored": summary.stored,
+            "duplicates": summary.duplicates,
+            "failed": summary.failed,
+            "seconds": round(summary.seconds, 3),
+            "mailsPerSecond": round(summary.mails / summary.seconds, 1) if summary.seconds else None,
+        }
+        if wait and summary.inbound_mail_ids:
+            with _progress("parsing and threading", len(summary.inbound_mail_ids), absolute=True) as done:
+                outcomes = await importer.wait_for_pipeline(
+                    db,
+                    customer_id=customer_id,
+                    inbound_mail_ids=summary.inbound_mail_ids,
+                    within_seconds=wait_seconds,
+                    progress=done,
+                )
+            report |= {
+                "threaded": outcomes.threaded,
+                "parseFailed": outcomes.failed,
+                "stillPending": outcomes.pending,
+            }
+        report["failures"] = [{"mail": label, "error": error} for label, error in summary.failures]
+        return report
+
+    report = _with_db(run)
+    _emit(report)
+    if report["failed"]:
+        raise typer.Exit(code=1)
+
+
+@contextlib.contextmanager
+def _progress(what: str, total: int, *, absolute: bool = False) -> Iterator[Callable[[int], None]]:
+    """A progress bar on stderr when it is a terminal (stdout keeps the JSON); else nothing."""
+    from rich.console import Console
+    from rich.progress import Progress
+
+    console = Console(stderr=True)
+    with Progress(console=console, transient=True, disable=not console.is_terminal) as bar:
+        task = bar.add_task(what, total=total)
+
+        def advance(n: int) -> None:
+            if absolute:
+                bar.update(task, completed=n)
+            else:
+                bar.advance(task, n)
+
+        yield advance
 
 
 def main() -> None:

@@ -73,6 +73,23 @@ class Settings(BaseSettings):
         description="Automatic mails (AI and system replies, escalation notices) deskpal sends one "
         "address in an hour, per customer; over it they are not sent (docs/mail.md).",
     )
+    imap_poll_seconds: float = Field(
+        default=5, ge=0.1, le=3600, description="How often each Email channel's IMAP folder is polled."
+    )
+    imap_timeout_seconds: float = Field(
+        default=30, gt=0, le=600, description="How long an IMAP server may take to answer each step."
+    )
+    imap_lease_seconds: float = Field(
+        default=60,
+        ge=2,
+        le=3600,
+        description="A worker's hold on a mailbox while it polls, renewed meanwhile; lapsed, another "
+        "worker takes the mailbox over.",
+    )
+    imap_ca_file: str | None = Field(
+        default=None,
+        description="A PEM file of CAs trusted for IMAP TLS besides the system's (a private server's CA).",
+    )
 
     @field_validator("database_url")
     @classmethod

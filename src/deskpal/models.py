@@ -8,6 +8,7 @@ from deskpal.core.jobs import JobRow
 from deskpal.core.ratelimit import RateLimitBucket
 from deskpal.customers.models import Customer, CustomerRep
 from deskpal.customfields.models import CustomFieldDefinition
+from deskpal.email.inbound.imap_models import ImapMailbox
 from deskpal.email.inbound.models import InboundMail
 from deskpal.email.models import EmailSuppression, EmailTemplate
 from deskpal.endusers.models import EndUser
@@ -26,6 +27,7 @@ __all__ = [
     "EmailSuppression",
     "EmailTemplate",
     "EndUser",
+    "ImapMailbox",
     "InboundMail",
     "JobRow",
     "RateLimitBucket",

@@ -22,6 +22,7 @@ CHANNEL_FIELDS = {
     "secretsSet",
     "hasPhoneAuthToken",
     "dateCreated",
+    "imapStatus",  # read-only, added by mail in (issue 13): null but for Email channels with imapHost
 }
 
 

@@ -24,6 +24,8 @@ ALLOWED = {"core", "auth", "migrations"}
 # was reviewed: it works on every customer's rows of a derived table, by nature.
 REVIEWED_MAINTENANCE = {
     "tickets/counts.py": {"compact", "rebuild"},
+    # Leasing the IMAP mailboxes that are due, whoever's: a compare-and-set UPDATE, like job claims.
+    "email/inbound/polling.py": {"claim_due"},
 }
 # module -> the connection-shaped methods it calls on something that is not the database, reviewed;
 # such a module may import neither SQLAlchemy nor deskpal (test below), so it holds no session.

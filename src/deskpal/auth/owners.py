@@ -23,6 +23,14 @@ async def customer_of_api_key(db: AsyncSession, key_id: int) -> int | None:
     return (await db.scalars(stmt.execution_options(all_tenants=True))).first()
 
 
+async def customer_of_channel(db: AsyncSession, channel_id: int) -> int | None:
+    """`deskpal mail import --channel-id N` names the channel alone."""
+    from deskpal.channels.models import Channel
+
+    stmt = select(Channel.customer_id).where(Channel.channel_id == channel_id)
+    return (await db.scalars(stmt.execution_options(all_tenants=True))).first()
+
+
 async def email_in_use(db: AsyncSession, email: str, *, except_rep_id: int | None = None) -> bool:
     """Emails are unique across customers: a login names its account by email alone."""
     stmt = select(CustomerRep.customer_rep_id).where(CustomerRep.email == email)

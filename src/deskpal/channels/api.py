@@ -32,23 +32,28 @@ async def list_channels(
     paging: Annotated[PageParams, Depends(page_params)],
     channel_type: Annotated[ChannelType | None, Query(alias="channelType")] = None,
 ) -> Page[ChannelDTO]:
-    return to_page(await service.list_channels(ctx, paging, channel_type=channel_type), service.to_dto)
+    result = await service.list_channels(ctx, paging, channel_type=channel_type)
+    status = await service.type_status(ctx, result.items)
+    return to_page(result, lambda channel: service.to_dto(channel, status))
 
 
 @router.get("/{id}", response_model=ChannelDTO)
 async def get_channel(ctx: Read, id: IdPath) -> ChannelDTO:
-    return service.to_dto(await service.get_channel(ctx, id))
+    channel = await service.get_channel(ctx, id)
+    return service.to_dto(channel, await service.type_status(ctx, [channel]))
 
 
 @router.post("", response_model=ChannelCreatedDTO, status_code=201)
 async def create_channel(ctx: Write, body: ChannelCreateDTO) -> ChannelCreatedDTO:
     channel, phone_token = await service.create_channel(ctx, body)
-    return ChannelCreatedDTO(**service.to_dto(channel).model_dump(), phone_auth_token=phone_token)
+    dto = service.to_dto(channel, await service.type_status(ctx, [channel]))
+    return ChannelCreatedDTO(**dto.model_dump(), phone_auth_token=phone_token)
 
 
 @router.put("/{id}", response_model=ChannelDTO)
 async def update_channel(ctx: Write, id: IdPath, body: ChannelUpdateDTO) -> ChannelDTO:
-    return service.to_dto(await service.update_channel(ctx, id, body))
+    channel = await service.update_channel(ctx, id, body)
+    return service.to_dto(channel, await service.type_status(ctx, [channel]))
 
 
 @router.post("/{id}/phone-auth-token", response_model=PhoneAuthTokenDTO)

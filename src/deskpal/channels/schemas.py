@@ -62,6 +62,21 @@ class ChannelUpdateDTO(ApiModel):
     )
 
 
+class ImapStatusDTO(ApiModel):
+    """How an Email channel's IMAP polling goes (read-only; docs/mail.md, "IMAP and import")."""
+
+    folder: str = Field(description="The folder polled (imapFolder, default INBOX).")
+    last_fetch_at: datetime | None = Field(description="When a poll last got through (null: not yet).")
+    last_error: str | None = Field(
+        description="What the last poll's failure was and what to change; null once a poll works."
+    )
+    last_error_at: datetime | None
+    backlog: int | None = Field(
+        description="Messages on the server not fetched yet (0: caught up; null: not polled yet)."
+    )
+    next_poll_at: datetime | None = Field(description="When the next poll is due (later while failing).")
+
+
 class ChannelDTO(ApiModel):
     channel_id: int = Field(alias="channelID")
     name: str
@@ -72,6 +87,9 @@ class ChannelDTO(ApiModel):
     secrets_set: list[str] = Field(description="Names of secret settings that hold a value.")
     has_phone_auth_token: bool
     date_created: datetime
+    imap_status: ImapStatusDTO | None = Field(
+        default=None, description="Email channels with an imapHost: how polling goes. Read-only."
+    )
 
 
 class ChannelCreatedDTO(ChannelDTO):
@@ -93,3 +111,16 @@ class SmtpCheckDTO(ApiModel):
     )
     message: str = Field(description="What worked, or what to change, in words an admin can act on.")
     server_text: str | None = Field(description="The SMTP server's own reply, verbatim, when it answered.")
+
+
+class ImapCheckDTO(ApiModel):
+    """What POST /api/Channels/{id}/test-imap found."""
+
+    ok: bool
+    stage: str | None = Field(
+        description="Where it failed: dns, connect, tls, auth, select, timeout or protocol; null when ok."
+    )
+    message: str = Field(description="What worked, or what to change, in words an admin can act on.")
+    server_text: str | None = Field(
+        description="The IMAP server's own words, verbatim: its greeting when ok, else its refusal."
+    )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from sqlalchemy import select
@@ -25,7 +26,8 @@ from deskpal.core.schemas import PageParams, PageResult, paginate
 from deskpal.core.security import PHONE_TOKEN_PREFIX, digest, new_secret
 
 
-def to_dto(channel: Channel) -> ChannelDTO:
+def to_dto(channel: Channel, status: Mapping[int, dict[str, Any]] | None = None) -> ChannelDTO:
+    """`status`: what the channel types add (type_status), by channel id."""
     shown, secrets_set = public_settings(channel.channel_type, channel.settings)
     return ChannelDTO(
         channel_id=channel.channel_id,
@@ -37,7 +39,18 @@ def to_dto(channel: Channel) -> ChannelDTO:
         secrets_set=secrets_set,
         has_phone_auth_token=channel.phone_auth_token_hash is not None,
         date_created=channel.created_at,
+        **(status or {}).get(channel.channel_id, {}),
     )
+
+
+async def type_status(ctx: Ctx, channels: Sequence[Channel]) -> dict[int, dict[str, Any]]:
+    """The read-only fields each channel's type adds to its DTO (ChannelSpec.status), by channel id."""
+    found: dict[int, dict[str, Any]] = {}
+    for channel_type in {c.channel_type for c in channels}:
+        spec = spec_of(channel_type)
+        if spec.status is not None:
+            found |= await spec.status(ctx, [c for c in channels if c.channel_type == channel_type])
+    return found
 
 
 def _settings(channel_type: ChannelType, raw: dict[str, Any]) -> dict[str, Any]:
@@ -94,6 +107,7 @@ async def create_channel(ctx: Ctx, data: ChannelCreateDTO) -> tuple[Channel, str
     ctx.db.add(channel)
     await ctx.db.flush()
     await _claim_addresses(ctx, channel)
+    await _saved(ctx, channel)
     return channel, phone_token
 
 
@@ -113,7 +127,14 @@ async def update_channel(ctx: Ctx, channel_id: int, data: ChannelUpdateDTO) -> C
     channel.settings = _settings(channel_type, incoming)
     await ctx.db.flush()
     await _claim_addresses(ctx, channel)
+    await _saved(ctx, channel)
     return channel
+
+
+async def _saved(ctx: Ctx, channel: Channel) -> None:
+    hook = spec_of(channel.channel_type).saved
+    if hook is not None:
+        await hook(ctx, channel)
 
 
 class AddressTaken(Conflict):

@@ -12,14 +12,17 @@ from __future__ import annotations
 import functools
 import importlib
 import pkgutil
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict, Field
 
 import deskpal
-from deskpal.channels.models import ChannelType
+from deskpal.channels.models import Channel, ChannelType
+
+if TYPE_CHECKING:
+    from deskpal.core.context import Ctx
 
 
 class ChannelSettings(BaseModel):
@@ -36,6 +39,12 @@ def secret() -> Any:
 
 # (network, address) pairs a channel answers on, from its parsed settings.
 Addresses = Callable[[dict[str, Any]], list[tuple[str, str]]]
+# Run in the saving transaction after a channel of the type is created or its settings replaced:
+# what the type keeps beside the channel follows the settings (an Email channel's IMAP mailbox).
+Saved = Callable[["Ctx", Channel], Awaitable[None]]
+# Read-only fields the type adds to its channels' DTOs (an Email channel's imapStatus): channel id ->
+# ChannelDTO field name -> value, for the channels given (all of the type).
+Status = Callable[["Ctx", Sequence[Channel]], Awaitable[dict[int, dict[str, Any]]]]
 
 
 def _no_addresses(_settings: dict[str, Any]) -> list[tuple[str, str]]:
@@ -53,6 +62,8 @@ class ChannelSpec:
     addresses: Addresses = _no_addresses
     # network -> how an address on it is compared (a number's punctuation, a mailbox's case).
     networks: dict[str, Callable[[str], str]] = field(default_factory=dict)
+    saved: Saved | None = None
+    status: Status | None = None
 
     def key(self, network: str, address: str) -> str:
         return self.networks.get(network, _as_given)(address)

@@ -9,6 +9,7 @@ so handlers must be idempotent.
 
 from __future__ import annotations
 
+import asyncio
 import inspect
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
@@ -284,6 +285,22 @@ UPKEEP: dict[str, tuple[float, Upkeep]] = {}
 def upkeep(name: str, *, every_seconds: float) -> Callable[[Upkeep], Upkeep]:
     def register(fn: Upkeep) -> Upkeep:
         UPKEEP[name] = (every_seconds, fn)
+        return fn
+
+    return register
+
+
+Daemon = Callable[[Database, asyncio.Event], Awaitable[None]]
+# Long-running loops every worker runs beside its jobs, each in a task of its own (polling the IMAP
+# mailboxes: work that waits on the network for seconds must not hold up claiming, as an upkeep
+# would). A daemon is given the worker's stop event and returns soon after it is set; like an
+# upkeep it runs in every worker at once, so whatever it works on it must lease.
+DAEMONS: dict[str, Daemon] = {}
+
+
+def daemon(name: str) -> Callable[[Daemon], Daemon]:
+    def register(fn: Daemon) -> Daemon:
+        DAEMONS[name] = fn
         return fn
 
     return register

@@ -39,9 +39,11 @@ from sqlalchemy.orm import aliased
 
 from deskpal.core.db import Database, IdType, UTCDateTime, transaction, utcnow
 from deskpal.core.jobs import (
+    DAEMONS,
     REGISTRY,
     UPKEEP,
     BatchItem,
+    Daemon,
     JobBatch,
     JobContext,
     JobRow,
@@ -55,6 +57,7 @@ log = logging.getLogger("deskpal.jobs")
 _T = TypeVar("_T")
 
 MAX_BACKOFF_SECONDS = 3600.0
+DAEMON_RESTART_SECONDS = 5.0
 
 
 def backoff(job_type: JobType | None, attempts: int) -> timedelta:
@@ -236,6 +239,7 @@ class Worker:
         concurrency: int = 4,
         heartbeat_seconds: float | None = None,
         clock: Callable[[], datetime] = utcnow,
+        daemons: bool = True,
     ) -> None:
         if concurrency < 1:
             raise ValueError("concurrency must be at least 1")
@@ -246,6 +250,7 @@ class Worker:
         self.poll_seconds = poll_seconds
         self.concurrency = concurrency
         self.clock = clock
+        self.daemons = daemons  # run_forever also runs the registered daemons (core/jobs.py DAEMONS)
         self.name = f"{socket.gethostname()}:{os.getpid()}:{id(self):x}"
         self._running: set[asyncio.Task[None]] = set()
         self._lapsed_checked_at: float | None = None  # loop time of the last look for lapsed leases
@@ -560,11 +565,30 @@ class Worker:
                 except Exception:
                     log.exception("worker %s: %s failed", self.name, name)
 
+    async def _daemon(self, name: str, fn: Daemon, stop: asyncio.Event) -> None:
+        """Run one daemon until `stop`; one that crashes (or returns early) starts again a little later."""
+        while not stop.is_set():
+            try:
+                await fn(self.db, stop)
+            except Exception:
+                log.exception("worker %s: daemon %s failed; restarting it", self.name, name)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), DAEMON_RESTART_SECONDS)
+
+    def _start_daemons(self, stop: asyncio.Event) -> list[asyncio.Task[None]]:
+        if not self.daemons:
+            return []
+        return [
+            asyncio.create_task(self._daemon(name, fn, stop), name=f"daemon-{name}")
+            for name, fn in DAEMONS.items()
+        ]
+
     async def run_forever(self, stop: asyncio.Event, *, housekeeping_seconds: float = 600) -> None:
         log.info("worker %s started (%d at once)", self.name, self.concurrency)
         next_housekeeping = 0.0
         loop = asyncio.get_running_loop()
         next_upkeep = dict.fromkeys(UPKEEP, 0.0)
+        daemons = self._start_daemons(stop)
         try:
             while not stop.is_set():
                 if loop.time() >= next_housekeeping:
@@ -585,7 +609,11 @@ class Worker:
                     await self._wait(stop, self.poll_seconds)  # nothing due: poll again later
         except asyncio.CancelledError:
             self._abandon()
+            for task in daemons:
+                task.cancel()
             raise
         finally:
             await self.drain()
+            # They saw `stop` (or were cancelled above) and finish what they hold.
+            await asyncio.gather(*daemons, return_exceptions=True)
         log.info("worker %s stopped", self.name)

@@ -9,6 +9,7 @@ from pydantic import Field
 from deskpal.channels.models import ChannelType
 from deskpal.channels.specs import ChannelSettings, ChannelSpec, register, secret
 from deskpal.core.addresses import EmailAddress, normalize_email
+from deskpal.email.inbound.mailboxes import channel_saved, imap_status
 
 Text200 = Annotated[str | None, Field(default=None, max_length=200)]
 Port = Annotated[int | None, Field(default=None, ge=1, le=65535)]
@@ -56,4 +57,13 @@ def _mailbox_key(address: str) -> str:
         return address.strip().lower()
 
 
-SPEC = register(ChannelSpec(ChannelType.EMAIL, EmailSettings, _mailboxes, {"email": _mailbox_key}))
+SPEC = register(
+    ChannelSpec(
+        ChannelType.EMAIL,
+        EmailSettings,
+        _mailboxes,
+        {"email": _mailbox_key},
+        saved=channel_saved,  # the IMAP mailbox follows imapHost, imapUser and imapFolder
+        status=imap_status,  # imapStatus on the channel's DTO
+    )
+)

@@ -1,10 +1,12 @@
-"""The email package's job types: the escalation notice here, the send job in outbox.py."""
+"""The email package's job types: the escalation notice here, the send job in outbox.py; and the
+IMAP poller every worker runs beside its jobs (a daemon, inbound/polling.py)."""
 
 from __future__ import annotations
 
 from deskpal.core.jobs import JobContext, PermanentJobError, job
 from deskpal.email import automail, escalation, outbox
 from deskpal.email.escalation import EscalationNotice
+from deskpal.email.inbound import polling
 
 
 @job(escalation.NOTICE_JOB, payload=EscalationNotice, max_attempts=8, backoff_seconds=30)
@@ -24,4 +26,4 @@ async def escalation_notice(job: JobContext, p: EscalationNotice) -> None:
         await escalation.deliver_notice(notice)
 
 
-__all__ = ["escalation_notice", "outbox"]
+__all__ = ["escalation_notice", "outbox", "polling"]

@@ -1,8 +1,8 @@
 """What email out needs from the deployment, set once per process (the app, `deskpal worker`).
 
 Jobs run where no request is: the pixel's and the unsubscribe link's base address, the SMTP
-client's CA bundle and time limit, the automatic-mail limit, and the storage the attachments
-are read from come from here.
+client's CA bundle and time limit, the automatic-mail limit, the storage the attachments are read
+from, and how the IMAP poller (email/inbound/polling.py) reaches and paces the mailboxes come from here.
 """
 
 from __future__ import annotations
@@ -20,6 +20,10 @@ class EmailRuntime:
     smtp_timeout: float = 30.0
     storage_locator: str | None = None
     auto_mail_per_address_per_hour: int = 5
+    imap_ca_file: str | None = None
+    imap_timeout: float = 30.0
+    imap_poll_seconds: float = 5.0
+    imap_lease_seconds: float = 60.0
 
 
 _RUNTIME = EmailRuntime()
@@ -33,6 +37,10 @@ def configure(settings: Settings, storage: Storage | None = None) -> EmailRuntim
         smtp_timeout=settings.smtp_timeout_seconds,
         storage_locator=storage.locator if storage is not None else None,
         auto_mail_per_address_per_hour=settings.auto_mail_per_address_per_hour,
+        imap_ca_file=settings.imap_ca_file,
+        imap_timeout=settings.imap_timeout_seconds,
+        imap_poll_seconds=settings.imap_poll_seconds,
+        imap_lease_seconds=settings.imap_lease_seconds,
     )
     return _RUNTIME
 
