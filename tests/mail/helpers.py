@@ -7,9 +7,13 @@ from typing import Any
 import httpx
 from sqlalchemy import select
 
+from deskpal.conversations.schemas import OutgoingMessage
+from deskpal.conversations.service import send
+from deskpal.core.context import Ctx
 from deskpal.core.db import transaction
 from deskpal.core.jobs import JobRow
 from deskpal.email.models import EmailSuppression
+from deskpal.messages.insert import NewMessage
 from tests.messages.helpers import create_message, stored_message
 from tests.support import Tenant, db_of
 
@@ -41,3 +45,22 @@ async def suppressions(app: object, tenant: Tenant) -> list[tuple[str, str, int 
     async with transaction(db_of(app), write=False, customer_id=tenant.customer_id) as db:
         stmt = select(EmailSuppression).order_by(EmailSuppression.address)
         return [(s.job_ad_id, s.address, s.message_id) for s in (await db.scalars(stmt)).all()]
+
+
+async def queue_sends(app: object, tenant: Tenant, channel_id: int, n: int) -> list[int]:
+    """n outgoing mails, each opening its ticket, with their send jobs, in one transaction: their
+    message ids."""
+    async with transaction(db_of(app), customer_id=tenant.customer_id) as db:
+        ctx = Ctx.system(db, tenant.customer_id)
+        ids = []
+        for i in range(n):
+            new = NewMessage(
+                incoming=False,
+                subject=f"Your order {i}",
+                message=f"Order {i} ships today.",
+                to_address=f"customer{i}@example.test",
+                channel_id=channel_id,
+                channel_type="Email",
+            )
+            ids.append((await send(ctx, OutgoingMessage(message=new, deliver=True))).message_id)
+        return ids

@@ -10,33 +10,13 @@ from typing import Any
 from fastapi import FastAPI
 from sqlalchemy import event, select
 
-from deskpal.conversations.schemas import OutgoingMessage
-from deskpal.conversations.service import send
-from deskpal.core.context import Ctx
 from deskpal.core.db import transaction
 from deskpal.core.jobs import JobRow
 from deskpal.email.outbox import BATCH
-from deskpal.messages.insert import NewMessage
 from deskpal.messages.models import TicketMessage
+from tests.mail.helpers import queue_sends
 from tests.mail.smtp_sink import SmtpSink
 from tests.support import Tenant, db_of, run_jobs_until_idle
-
-
-async def _queue(app: FastAPI, tenant: Tenant, channel_id: int, n: int) -> list[int]:
-    async with transaction(db_of(app), customer_id=tenant.customer_id) as db:
-        ctx = Ctx.system(db, tenant.customer_id)
-        ids = []
-        for i in range(n):
-            new = NewMessage(
-                incoming=False,
-                subject=f"Your order {i}",
-                message=f"Order {i} ships today.",
-                to_address=f"customer{i}@example.test",
-                channel_id=channel_id,
-                channel_type="Email",
-            )
-            ids.append((await send(ctx, OutgoingMessage(message=new, deliver=True))).message_id)
-        return ids
 
 
 async def _states(app: FastAPI, tenant: Tenant, ids: list[int]) -> dict[int, tuple[str | None, str | None]]:
@@ -64,7 +44,7 @@ def _statements(app: FastAPI) -> Iterator[list[str]]:
 async def test_a_batch_goes_over_one_connection_in_a_few_statements(
     app: FastAPI, tenant: Tenant, mail_channel: dict[str, Any], smtp_sink: SmtpSink
 ) -> None:
-    ids = await _queue(app, tenant, mail_channel["channelID"], BATCH)
+    ids = await queue_sends(app, tenant, mail_channel["channelID"], BATCH)
     with _statements(app) as seen:
         await run_jobs_until_idle(app)
     assert {status for status, _ in (await _states(app, tenant, ids)).values()} == {"sent"}
@@ -82,7 +62,7 @@ async def test_a_refused_mail_fails_alone_and_the_session_goes_on(
     app: FastAPI, tenant: Tenant, mail_channel: dict[str, Any], smtp_sink: SmtpSink
 ) -> None:
     smtp_sink.refuse_recipient("customer2@example.test")
-    ids = await _queue(app, tenant, mail_channel["channelID"], 5)
+    ids = await queue_sends(app, tenant, mail_channel["channelID"], 5)
     await run_jobs_until_idle(app)
     states = await _states(app, tenant, ids)
     assert states[ids[2]] == ("failed", "550 5.1.1 No such user")
@@ -106,7 +86,7 @@ async def test_a_session_the_server_ends_is_opened_again(
             smtp_sink.fail_next(421, "4.7.0 Too many messages in this session", stage="data")
 
     smtp_sink.on_data = closing_after_two
-    ids = await _queue(app, tenant, mail_channel["channelID"], 6)
+    ids = await queue_sends(app, tenant, mail_channel["channelID"], 6)
     await run_jobs_until_idle(app)
     states = await _states(app, tenant, ids)
     assert states[ids[2]] == ("deferred", "421 4.7.0 Too many messages in this session")  # retried later

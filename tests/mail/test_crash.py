@@ -24,13 +24,10 @@ import pytest
 from fastapi import FastAPI
 from sqlalchemy import select
 
-from deskpal.conversations.schemas import OutgoingMessage
-from deskpal.conversations.service import send
-from deskpal.core.context import Ctx
 from deskpal.core.db import transaction
 from deskpal.core.jobs import JobRow
-from deskpal.messages.insert import NewMessage
 from deskpal.messages.models import TicketMessage
+from tests.mail.helpers import queue_sends
 from tests.mail.smtp_sink import SmtpSink
 from tests.support import Tenant, db_of
 
@@ -94,22 +91,6 @@ async def _running_mail_of(app: FastAPI, tenant: Tenant, pid: int) -> set[str]:
         return {mid for mid in (await db.scalars(stmt)).all() if mid}
 
 
-async def _queue(app: FastAPI, tenant: Tenant, channel_id: int, n: int) -> None:
-    """n outgoing mails, each opening its ticket, with their send jobs: one transaction."""
-    async with transaction(db_of(app), customer_id=tenant.customer_id) as db:
-        ctx = Ctx.system(db, tenant.customer_id)
-        for i in range(n):
-            new = NewMessage(
-                incoming=False,
-                subject=f"Your order {i}",
-                message=f"Order {i} ships today.",
-                to_address=f"customer{i}@example.test",
-                channel_id=channel_id,
-                channel_type="Email",
-            )
-            await send(ctx, OutgoingMessage(message=new, deliver=True))
-
-
 async def _until(check: Any, *, within: float, what: str) -> None:
     deadline = asyncio.get_running_loop().time() + within
     while not await check():
@@ -123,7 +104,7 @@ async def test_workers_killed_while_sending_lose_nothing_and_send_nothing_twice(
 ) -> None:
     mails, kills = 200, 20
     smtp_sink.delay = 0.15  # each mail takes a while at the server: kills land mid-send
-    await _queue(app, tenant, mail_channel["channelID"], mails)
+    await queue_sends(app, tenant, mail_channel["channelID"], mails)
     expected = set(await _ids_and_states(app, tenant))
     assert len(expected) == mails
     rng = random.Random(1203)
@@ -174,7 +155,7 @@ async def test_two_workers_drain_a_thousand_sends_each_sent_once(
             "two workers claiming side by side: PostgreSQL (SKIP LOCKED); SQLite's writers take turns"
         )
     mails = 1000
-    await _queue(app, tenant, mail_channel["channelID"], mails)
+    await queue_sends(app, tenant, mail_channel["channelID"], mails)
     expected = set(await _ids_and_states(app, tenant))
     workers = Workers(app, smtp_sink, concurrency=16)
     try:

@@ -279,7 +279,9 @@ class Worker:
             # Compare-and-set: a job another worker claimed in the meantime no longer matches.
             params = {"ids": ids, "now": now, "until": now + self.lease, "worker_name": self.name}
             claimed = list((await session.scalars(_statements().take, params)).all())
-            return claimed + await self._top_up(session, claimed, now)
+            claimed += await self._top_up(session, claimed, now)
+            # Oldest first: RETURNING gives no order, and a batch runs its jobs in this one.
+            return sorted(claimed, key=lambda row: (row.run_at, row.job_id))
 
     async def _top_up(self, session: Any, claimed: list[JobRow], now: datetime) -> list[JobRow]:
         """For each batch kind and customer among the claimed jobs, more of its due jobs, up to the

@@ -85,7 +85,10 @@ async def _prepare(batch: JobBatch) -> list[_Mail]:
     mails: list[_Mail] = []
     async with batch.db() as ctx:
         stmt = select(TicketMessage).where(TicketMessage.message_id.in_(list(items)))
-        messages = [m for m in (await ctx.db.scalars(stmt)).all() if m.delivery_status in _IN_FLIGHT]
+        loaded = {m.message_id: m for m in (await ctx.db.scalars(stmt)).all()}
+        # In the jobs' order (oldest first), whatever order the database returned them in.
+        found = [loaded[i] for i in items if i in loaded]
+        messages = [m for m in found if m.delivery_status in _IN_FLIGHT]
         cache = AssemblyCache()
         await cache.prefetch(ctx, messages)
         for msg in messages:  # the others were deleted, or their send already ended
