@@ -207,9 +207,9 @@ async def _file_one(
         if channel is None:
             raise _Unfileable("its channel was deleted")
         async with ctx.db.begin_nested():
-            await filing.file_mail(ctx, mail.store, row, channel, mail.parsed, mail.blobs, lookups=lookups)
             if not last_attempt(mail.job):  # the last attempt counted itself when it began
-                row.attempts += 1  # written with the outcome, by the commit
+                row.attempts += 1  # written with the outcome (one UPDATE of the row)
+            await filing.file_mail(ctx, mail.store, row, channel, mail.parsed, mail.blobs, lookups=lookups)
     except Exception as exc:
         # What the savepoint took back is no longer in the database: nor in the session (rows
         # written past the unit of work are not expunged by the rollback itself).
