@@ -176,9 +176,11 @@ async def file_mail(
     blobs: list[StoredBlob],
     *,
     lookups: Lookups | None = None,
+    count_attempt: bool = False,
 ) -> None:
     """File the parsed mail and record on its row what it became (status stored). `lookups`: a
-    batch's Message-ID lookups, read once for all its mails (email/inbound/lookups.py)."""
+    batch's Message-ID lookups, read once for all its mails (email/inbound/lookups.py);
+    `count_attempt`: the row's attempts go up by one with it."""
     lookups = lookups or Lookups()
     known = await _known(ctx, mail, lookups)
     attached = False
@@ -201,6 +203,8 @@ async def file_mail(
         # Stored before it was known that no message would hold them: removed after the commit
         # (the delete job keeps any key a row references).
         await blob_jobs.drop_blobs(ctx, storage, [blob.key for blob in blobs])
+    if count_attempt:  # with the outcome: one UPDATE of the row
+        row.attempts += 1
     row.status = InboundStatus.STORED.value
     row.kind = mail.kind.value
     row.error = None

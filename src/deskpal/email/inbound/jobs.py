@@ -207,9 +207,17 @@ async def _file_one(
         if channel is None:
             raise _Unfileable("its channel was deleted")
         async with ctx.db.begin_nested():
-            if not last_attempt(mail.job):  # the last attempt counted itself when it began
-                row.attempts += 1  # written with the outcome (one UPDATE of the row)
-            await filing.file_mail(ctx, mail.store, row, channel, mail.parsed, mail.blobs, lookups=lookups)
+            await filing.file_mail(
+                ctx,
+                mail.store,
+                row,
+                channel,
+                mail.parsed,
+                mail.blobs,
+                lookups=lookups,
+                # The last attempt counted itself when it began.
+                count_attempt=not last_attempt(mail.job),
+            )
     except Exception as exc:
         # What the savepoint took back is no longer in the database: nor in the session (rows
         # written past the unit of work are not expunged by the rollback itself).

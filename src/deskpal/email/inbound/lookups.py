@@ -17,6 +17,7 @@ from sqlalchemy import select
 from deskpal.core.context import Ctx
 from deskpal.email.inbound.parsed import ParsedMail
 from deskpal.messages.models import TicketMessage
+from deskpal.tickets.models import Ticket
 
 MAX_IDS = 50  # a References header may list hundreds; the newest are the ones that match
 _CHUNK = 500  # ids per IN list: well inside both databases' parameter limits
@@ -53,6 +54,10 @@ class Lookups:
                 ids.append(mail.message_id)
             wanted += [mid for mid in ids if mid not in self._asked]
         await self._load(ctx, list(dict.fromkeys(wanted)))
+        # The tickets replies join, in the session: threading's get() of each finds it there.
+        tickets = list({k.ticket_id for known in self._messages.values() for k in known})
+        for start in range(0, len(tickets), _CHUNK):
+            await ctx.db.scalars(select(Ticket).where(Ticket.ticket_id.in_(tickets[start : start + _CHUNK])))
 
     async def _load(self, ctx: Ctx, ids: list[str]) -> None:
         for start in range(0, len(ids), _CHUNK):
