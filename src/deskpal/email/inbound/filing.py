@@ -143,10 +143,11 @@ async def _file_message(
     if mail.is_automatic and threaded.ticket is None:
         why = mail.auto_reason or mail.kind.value
         return Filed(f"automatic mail ({why}) answering nothing deskpal has: no ticket opened")
+    message = new_message(mail, threaded.reason)
     msg = await intake(
         ctx,
         InboundMessage(
-            message=new_message(mail, threaded.reason),
+            message=message,
             channel=channel,
             ticket=threaded.ticket,
             opening=TicketOpening(
@@ -156,6 +157,7 @@ async def _file_message(
                 require_custom_fields=False,
             ),
             automatic=mail.is_automatic,
+            external_id_checked=lookups.external_id_free(channel.channel_id, message.external_id),
         ),
     )
     files = await _attach(ctx, storage, msg, mail, blobs)
@@ -198,7 +200,7 @@ async def file_mail(
         filed = await _file_message(ctx, storage, channel, mail, blobs, lookups)
         attached = filed.message_id is not None
         if mail.message_id and len(mail.message_id) <= 998:  # the message's identifier (new_message)
-            lookups.filed(mail.message_id, filed.message_id, filed.ticket_id)
+            lookups.filed(mail.message_id, filed.message_id, filed.ticket_id, channel.channel_id)
     if blobs and not attached:
         # Stored before it was known that no message would hold them: removed after the commit
         # (the delete job keeps any key a row references).

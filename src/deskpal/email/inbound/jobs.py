@@ -1,11 +1,15 @@
-"""The email.receive job: one recorded mail parsed, threaded and filed, under a time limit.
+"""The email.receive job: recorded mails parsed, threaded and filed, under a time limit.
 
-Steps, each outside the others' transactions (core/jobs.py): claim the row (a short write), read
-the raw bytes, parse them and store the attachments' bytes (no transaction: storage and CPU), then
-file the mail and mark the row in one write transaction. Whatever goes wrong ends with the row
-`failed` and a readable error, its raw bytes kept for GET .../raw and POST .../retry; a failing
-mail never holds up the next ones (each has its own job). A storage or database hiccup is retried
-(with backoff) before it counts as a failure. docs/mail.md, "Inbound pipeline".
+A batch kind (core/jobs.py, batch_job): the worker hands up to BATCH due mails of one customer to
+one call. Steps, each outside the others' transactions: the rows read (one short transaction),
+each mail's raw bytes read, parsed and its attachments' bytes stored (no transaction: storage and
+CPU), then every parsed mail filed and its row marked in ONE write transaction, each mail in a
+savepoint of its own, and the failures' rows written in one more. Whatever goes wrong for a mail
+ends with its row `failed` and a readable error, its raw bytes kept for GET .../raw and
+POST .../retry; a failing mail fails alone and never holds up the next ones (each keeps its own
+job, attempts and outcome). A storage or database hiccup is retried (with backoff) before it counts
+as a failure. Mails of one thread never share a batch (their jobs' ordering key), and a batch
+files in arrival order. docs/mail.md, "Inbound pipeline" and "Filing in batches".
 """
 
 from __future__ import annotations

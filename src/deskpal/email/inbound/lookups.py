@@ -45,8 +45,12 @@ class Lookups:
 
     _asked: set[str] = field(default_factory=set)
     _messages: dict[str, list[Known]] = field(default_factory=dict)
+    # (channel id, external id) of the messages whose external id is one the batch's mails carry;
+    # None: not read (intake reads it itself).
+    _external: set[tuple[int | None, str]] | None = None
 
-    async def prefetch(self, ctx: Ctx, mails: Iterable[ParsedMail]) -> None:
+    async def prefetch(self, ctx: Ctx, batch: Iterable[ParsedMail]) -> None:
+        mails = list(batch)
         wanted: list[str] = []
         for mail in mails:
             ids = [mid for _, mid in header_ids(mail)]
@@ -54,6 +58,13 @@ class Lookups:
                 ids.append(mail.message_id)
             wanted += [mid for mid in ids if mid not in self._asked]
         await self._load(ctx, list(dict.fromkeys(wanted)))
+        own = list(dict.fromkeys(m.message_id for m in mails if m.message_id))
+        self._external = set()
+        for start in range(0, len(own), _CHUNK):
+            stmt = select(TicketMessage.channel_id, TicketMessage.external_id).where(
+                TicketMessage.external_id.in_(own[start : start + _CHUNK])
+            )
+            self._external.update((c, e) for c, e in (await ctx.db.execute(stmt)).all() if e)
         # The tickets replies join, in the session: threading's get() of each finds it there.
         tickets = list({k.ticket_id for known in self._messages.values() for k in known})
         for start in range(0, len(tickets), _CHUNK):
@@ -80,9 +91,24 @@ class Lookups:
             await self._load(ctx, missing)
         return {mid: self._messages[mid] for mid in ids if self._messages.get(mid)}
 
-    def filed(self, identifier: str | None, message_id: int | None, ticket_id: int | None) -> None:
+    def external_id_free(self, channel_id: int, external_id: str | None) -> bool:
+        """True when the prefetch read that the channel has no message under this external id (and
+        none was filed under it since)."""
+        return (
+            self._external is not None
+            and external_id is not None
+            and ((channel_id, external_id) not in self._external)
+        )
+
+    def filed(
+        self, identifier: str | None, message_id: int | None, ticket_id: int | None, channel_id: int | None
+    ) -> None:
         """A message just filed under `identifier`: later mails of the batch see it."""
-        if not identifier or message_id is None or ticket_id is None or identifier not in self._asked:
+        if not identifier or message_id is None or ticket_id is None:
+            return
+        if self._external is not None:
+            self._external.add((channel_id, identifier))
+        if identifier not in self._asked:
             return
         known = self._messages.setdefault(identifier, [])
         if all(k.message_id != message_id for k in known):
@@ -93,3 +119,4 @@ class Lookups:
         if identifier:
             self._asked.discard(identifier)
             self._messages.pop(identifier, None)
+            self._external = None  # not known any more which channel it was filed on
