@@ -67,9 +67,10 @@ async def test_a_batch_of_new_mails_and_replies_is_filed_in_a_few_statements_eac
     replies = [r for r in stored[len(firsts) :] if r.subject and r.subject.startswith("Re:")]
     assert {r.ticket_id for r in replies} == {r.ticket_id for r in stored[: len(firsts)]}
     # 163 for 20 mails on both databases (before batches: one job, three transactions and 20
-    # statements per mail, BEGIN and COMMIT included). Per mail: its message (new: its ticket and end user) written, the end
-    # user read and linked, the ticket and the row updated, the job finished. Once per batch: the
-    # claim, the rows, the channel, the Message-IDs, their tickets and the channels' external ids.
+    # statements per mail, BEGIN and COMMIT included). Per mail: its message (new: its ticket and
+    # end user) written, the end user read and linked, the ticket and the row updated, the job
+    # finished. Once per batch: the claim, the rows, the channel, the Message-IDs, their tickets
+    # and the channels' external ids.
     work = _work(seen)
     assert len(work) <= 7 * BATCH + 25, f"{len(work)} statements for {BATCH} mails"
 
