@@ -58,6 +58,10 @@ class InboundMessage(Conversing):
     # (isAutoReply), it reopens nothing, and nothing automatic may follow it (hooks, automatic
     # answers), so that two auto-responders cannot answer each other forever.
     automatic: bool = False
+    # The caller read, in this transaction, that its channel holds no message under the message's
+    # external id (a batch of mails asks for all of them at once): intake skips that read. The
+    # unique index still stops a concurrent delivery of the same message.
+    external_id_checked: bool = False
 
 
 @dataclass(slots=True, kw_only=True)

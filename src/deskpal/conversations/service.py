@@ -64,9 +64,10 @@ async def _intake_once(ctx: Ctx, inbound: InboundMessage, external_id: str) -> T
         # The id is the network's: unique within one channel, meaningless without it.
         raise ValueError("a message with an external id needs the channel it came through")
     channel_id = inbound.channel.channel_id
-    stored = await message_queries.find_by_external_id(ctx, channel_id, external_id)
-    if stored is not None:
-        return stored
+    if not inbound.external_id_checked:
+        stored = await message_queries.find_by_external_id(ctx, channel_id, external_id)
+        if stored is not None:
+            return stored
     known = set(ctx.db.identity_map.keys())
     try:
         # Another delivery of the same message may be on its way in another transaction (on

@@ -13,8 +13,6 @@ import re
 from dataclasses import dataclass
 from urllib.parse import unquote
 
-from sqlalchemy import select
-
 from deskpal.attachments.models import TicketMessageAttachment
 from deskpal.attachments.service import record_attachment
 from deskpal.channels.models import Channel
@@ -24,6 +22,7 @@ from deskpal.core.addresses import Mailbox
 from deskpal.core.context import Ctx
 from deskpal.core.db import utcnow
 from deskpal.email.inbound import bounce_marks, threading
+from deskpal.email.inbound.lookups import Known, Lookups
 from deskpal.email.inbound.models import InboundMail, InboundStatus
 from deskpal.email.inbound.parsed import MailKind, ParsedMail
 from deskpal.email.runtime import runtime
@@ -86,13 +85,13 @@ def new_message(mail: ParsedMail, reason: str) -> NewMessage:
     )
 
 
-async def _known(ctx: Ctx, mail: ParsedMail) -> TicketMessage | None:
+async def _known(ctx: Ctx, mail: ParsedMail, lookups: Lookups) -> Known | None:
     """A message already carrying this Message-ID: deskpal's own mail come back (a copy in the
     mailbox), or the same mail through another channel."""
     if not mail.message_id:
         return None
-    stmt = select(TicketMessage).where(TicketMessage.message_identifier == mail.message_id).limit(1)
-    return (await ctx.db.scalars(stmt)).first()
+    found = await lookups.messages(ctx, [mail.message_id])
+    return found[mail.message_id][0] if mail.message_id in found else None
 
 
 async def _attach(
@@ -138,16 +137,17 @@ def rewrite_cids(body: str, files: list[TicketMessageAttachment], base_url: str)
 
 
 async def _file_message(
-    ctx: Ctx, storage: Storage, channel: Channel, mail: ParsedMail, blobs: list[StoredBlob]
+    ctx: Ctx, storage: Storage, channel: Channel, mail: ParsedMail, blobs: list[StoredBlob], lookups: Lookups
 ) -> Filed:
-    threaded = await threading.thread(ctx, channel, mail)
+    threaded = await threading.thread(ctx, channel, mail, lookups)
     if mail.is_automatic and threaded.ticket is None:
         why = mail.auto_reason or mail.kind.value
         return Filed(f"automatic mail ({why}) answering nothing deskpal has: no ticket opened")
+    message = new_message(mail, threaded.reason)
     msg = await intake(
         ctx,
         InboundMessage(
-            message=new_message(mail, threaded.reason),
+            message=message,
             channel=channel,
             ticket=threaded.ticket,
             opening=TicketOpening(
@@ -157,6 +157,7 @@ async def _file_message(
                 require_custom_fields=False,
             ),
             automatic=mail.is_automatic,
+            external_id_checked=lookups.external_id_free(channel.channel_id, message.external_id),
         ),
     )
     files = await _attach(ctx, storage, msg, mail, blobs)
@@ -175,9 +176,15 @@ async def file_mail(
     channel: Channel,
     mail: ParsedMail,
     blobs: list[StoredBlob],
+    *,
+    lookups: Lookups | None = None,
+    count_attempt: bool = False,
 ) -> None:
-    """File the parsed mail and record on its row what it became (status stored)."""
-    known = await _known(ctx, mail)
+    """File the parsed mail and record on its row what it became (status stored). `lookups`: a
+    batch's Message-ID lookups, read once for all its mails (email/inbound/lookups.py);
+    `count_attempt`: the row's attempts go up by one with it."""
+    lookups = lookups or Lookups()
+    known = await _known(ctx, mail, lookups)
     attached = False
     if known is not None:
         filed = Filed(
@@ -190,12 +197,16 @@ async def file_mail(
         bounced = await bounce_marks.file_bounce(ctx, mail)
         filed = Filed(bounced.outcome, bounced.message_id, bounced.ticket_id)
     else:
-        filed = await _file_message(ctx, storage, channel, mail, blobs)
+        filed = await _file_message(ctx, storage, channel, mail, blobs, lookups)
         attached = filed.message_id is not None
+        if mail.message_id and len(mail.message_id) <= 998:  # the message's identifier (new_message)
+            lookups.filed(mail.message_id, filed.message_id, filed.ticket_id, channel.channel_id)
     if blobs and not attached:
         # Stored before it was known that no message would hold them: removed after the commit
         # (the delete job keeps any key a row references).
         await blob_jobs.drop_blobs(ctx, storage, [blob.key for blob in blobs])
+    if count_attempt:  # with the outcome: one UPDATE of the row
+        row.attempts += 1
     row.status = InboundStatus.STORED.value
     row.kind = mail.kind.value
     row.error = None

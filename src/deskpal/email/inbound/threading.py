@@ -26,13 +26,15 @@ from sqlalchemy import select
 from deskpal.channels.models import Channel
 from deskpal.core.context import Ctx
 from deskpal.email import compose
+from deskpal.email.inbound.lookups import Lookups, header_ids
 from deskpal.email.inbound.parsed import ParsedMail
 from deskpal.endusers.models import EndUser
 from deskpal.messages.models import TicketMessage
 from deskpal.tickets.models import Ticket, TicketEndUser
 
+__all__ = ["NEW", "Threaded", "closed_reply", "header_ids", "participants", "thread", "ticket_tag"]
+
 NEW = "new"
-_MAX_IDS = 50  # a References header may list hundreds; the newest are the ones that match
 _ADDRESS = re.compile(r"[^\s<>,;:\"'()\[\]]+@[^\s<>,;:\"'()\[\]]+")
 
 
@@ -43,32 +45,15 @@ class Threaded:
     follow_up_of: int | None = None  # the closed ticket a follow-up ticket continues
 
 
-def header_ids(mail: ParsedMail) -> list[tuple[str, str]]:
-    """(header, id) in the order they are tried: In-Reply-To, then References from the newest."""
-    found: dict[str, str] = {}
-    for header, ids in (("In-Reply-To", mail.in_reply_to), ("References", list(reversed(mail.references)))):
-        for mid in ids:
-            if mid and mid != mail.message_id:
-                found.setdefault(mid, header)
-    return [(header, mid) for mid, header in list(found.items())[:_MAX_IDS]]
-
-
-async def _by_headers(ctx: Ctx, mail: ParsedMail) -> tuple[Ticket, str] | None:
+async def _by_headers(ctx: Ctx, mail: ParsedMail, lookups: Lookups) -> tuple[Ticket, str] | None:
     wanted = header_ids(mail)
     if not wanted:
         return None
     # The newest message of an id wins (one moved to another ticket takes its replies along).
-    stmt = (
-        select(TicketMessage.message_identifier, TicketMessage.ticket_id)
-        .where(TicketMessage.message_identifier.in_([mid for _, mid in wanted]))
-        .order_by(TicketMessage.message_id.desc())
-    )
-    tickets: dict[str | None, int] = {}
-    for identifier, ticket_id in (await ctx.db.execute(stmt)).all():
-        tickets.setdefault(identifier, ticket_id)
+    found = await lookups.messages(ctx, [mid for _, mid in wanted])
     for header, mid in wanted:
-        if mid in tickets:
-            ticket = await ctx.db.get(Ticket, tickets[mid])
+        if mid in found:
+            ticket = await ctx.db.get(Ticket, found[mid][-1].ticket_id)
             if ticket is not None:
                 return ticket, f"{header}: {mid}"
     return None
@@ -120,9 +105,9 @@ async def _by_subject(ctx: Ctx, channel: Channel, mail: ParsedMail) -> tuple[Tic
     return ticket, f"Subject: {shown}"
 
 
-async def thread(ctx: Ctx, channel: Channel, mail: ParsedMail) -> Threaded:
-    """The ticket the mail joins (None: a new one) and why."""
-    found = await _by_headers(ctx, mail)
+async def thread(ctx: Ctx, channel: Channel, mail: ParsedMail, lookups: Lookups | None = None) -> Threaded:
+    """The ticket the mail joins (None: a new one) and why (`lookups`: a batch's, read once)."""
+    found = await _by_headers(ctx, mail, lookups or Lookups())
     ignored = None
     if found is None:
         ticket, why = await _by_subject(ctx, channel, mail)
