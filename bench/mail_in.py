@@ -2,7 +2,7 @@
 by one and several `deskpal worker` processes, on SQLite and PostgreSQL.
 
     .venv/bin/python bench/mail_in.py [--db sqlite|postgresql|both] [--mails 1000]
-        [--workers 1,2] [--concurrency 4] [--py-spy DIR] [--seed 13]
+        [--workers 1,2] [--concurrency 4] [--py-spy DIR] [--seed 13] [--import-mails 10000]
 
 For each database: a fresh, migrated database, one customer and one Email channel. Then, per worker
 count: --mails generated mails (stdlib `email`; new conversations and replies threading by
@@ -13,7 +13,10 @@ row and its job); then that many `deskpal worker` processes are started and the 
 are polled until none is pending. End to end mails/s = filed mails / the time from the first
 `processed_at` to the last (process start-up is not counted); worker CPU ms per mail from
 /proc/<pid>/stat over the same span. Every mail must end `stored`, or `duplicate` for the
-duplicates sent: the run fails otherwise. Figures go in docs/performance.md, "Mail in".
+duplicates sent: the run fails otherwise. Last, `deskpal mail import` of an mbox of --import-mails
+generated mails is run as a user runs it and timed (the command's own mails/s: each mail stored and
+its row and job written; the workers file them afterwards). Figures go in docs/performance.md,
+"Mail in".
 """
 
 from __future__ import annotations
@@ -316,7 +319,13 @@ async def _drain(
 
 
 async def bench_db(
-    kind: str, mails: int, worker_counts: list[int], concurrency: int, seed: int, py_spy: Path | None
+    kind: str,
+    mails: int,
+    worker_counts: list[int],
+    concurrency: int,
+    seed: int,
+    py_spy: Path | None,
+    import_mails: int = 0,
 ) -> dict[str, Any]:
     import httpx
     from sqlalchemy import func, select
@@ -384,11 +393,53 @@ async def bench_db(
                 run["ok"] = ok
                 runs.append(run)
                 print(f"[{kind}] {json.dumps(run)}", flush=True)
+        imported = None
+        if import_mails:
+            imported = await asyncio.to_thread(
+                _import_rate, env, workdir, channel_id, import_mails, seed + 99
+            )
+            print(f"[{kind}] import {json.dumps(imported)}", flush=True)
         await app.state.db.dispose()
-        return {"kind": kind, "runs": runs}
+        return {"kind": kind, "runs": runs, "import": imported}
     finally:
         if pg_name:
             await _pg_admin(f'DROP DATABASE IF EXISTS "{pg_name}" WITH (FORCE)')
+
+
+def _import_rate(env: dict[str, str], workdir: str, channel_id: int, n: int, seed: int) -> dict[str, Any]:
+    """`deskpal mail import` of an mbox of n generated mails, as a user runs it: the command's own
+    mails/s (each mail's bytes stored and its row and job written; the workers file them later)."""
+    import mailbox
+
+    path = os.path.join(workdir, f"import-{n}.mbox")
+    box = mailbox.mbox(path)
+    try:
+        for raw in generate(n, seed).mails:
+            box.add(mailbox.mboxMessage(raw))
+        box.flush()
+    finally:
+        box.close()
+    started = time.perf_counter()
+    done = subprocess.run(
+        [sys.executable, "-m", "deskpal", "mail", "import", "--channel-id", str(channel_id), path],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    seconds = time.perf_counter() - started
+    try:
+        summary: dict[str, Any] = json.loads(done.stdout)  # the command's JSON summary
+    except ValueError:
+        summary = {}
+    return {
+        "mails": n,
+        "exit_code": done.returncode,
+        "seconds": round(seconds, 1),
+        "import_mails_per_s": round(n / seconds, 1),
+        "summary": summary,
+        "stderr_tail": done.stderr[-300:] if done.returncode else "",
+    }
 
 
 def main() -> None:
@@ -399,6 +450,12 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, default=4)
     parser.add_argument("--seed", type=int, default=13)
     parser.add_argument("--py-spy", type=Path, help="record the first worker for 4 s into this dir")
+    parser.add_argument(
+        "--import-mails",
+        type=int,
+        default=10_000,
+        help="time `deskpal mail import` of an mbox this big (0: skip)",
+    )
     args = parser.parse_args()
     if args.py_spy:
         args.py_spy.mkdir(parents=True, exist_ok=True)
@@ -406,9 +463,15 @@ def main() -> None:
     counts = [int(w) for w in args.workers.split(",")]
     failed = False
     for kind in kinds:
-        result = asyncio.run(bench_db(kind, args.mails, counts, args.concurrency, args.seed, args.py_spy))
+        result = asyncio.run(
+            bench_db(kind, args.mails, counts, args.concurrency, args.seed, args.py_spy, args.import_mails)
+        )
         print(json.dumps(result))
         failed = failed or not all(run["ok"] for run in result["runs"])
+        imported = result["import"]
+        failed = failed or (
+            imported is not None and (imported["exit_code"] != 0 or imported["summary"].get("failed"))
+        )
     if failed:
         sys.exit("some mails did not end stored (or duplicate): see the runs above")
 
