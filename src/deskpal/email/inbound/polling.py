@@ -61,6 +61,8 @@ class PollSettings:
     lease_seconds: float = 60.0
     timeout: float = 30.0  # each step of the IMAP conversation
     ca_file: str | None = None
+    idle_seconds: float = 60.0  # how long a round may wait in IDLE; 0: never
+    idle_max: int = 8  # mailboxes idling at once per poller
 
     @classmethod
     def from_runtime(cls) -> PollSettings:
@@ -70,6 +72,8 @@ class PollSettings:
             lease_seconds=rt.imap_lease_seconds,
             timeout=rt.imap_timeout,
             ca_file=rt.imap_ca_file,
+            idle_seconds=rt.imap_idle_seconds,
+            idle_max=rt.imap_idle_max,
         )
 
     def backoff(self, failures: int) -> timedelta:
@@ -100,6 +104,26 @@ class RoundResult:
     backlog: int = 0
     error: str | None = None  # the advice recorded as last_error
     lost_lease: bool = False
+    idled: bool = False  # the round waited in IDLE (and is due again at once)
+
+
+class IdleSlots:
+    """How many of a poller's mailboxes may wait in IDLE at once. Every idling round keeps a
+    connection and an IDLE thread for up to its idle time: the cap keeps that bounded however many
+    mailboxes there are, and the rounds that find no slot end as plain polls."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.in_use = 0
+
+    def acquire(self) -> bool:
+        if self.in_use >= self.limit:
+            return False
+        self.in_use += 1
+        return True
+
+    def release(self) -> None:
+        self.in_use -= 1
 
 
 class LeaseLost(Exception):
@@ -276,62 +300,159 @@ async def _staged(claim: Claim, raws: Sequence[bytes]) -> list[StagedMail]:
 
 
 async def _fetch_round(
-    db: Database, claim: Claim, holder: str, config: ImapConfig, settings: PollSettings, stop: asyncio.Event
+    db: Database,
+    claim: Claim,
+    holder: str,
+    config: ImapConfig,
+    settings: PollSettings,
+    stop: asyncio.Event,
+    idle: IdleSlots | None = None,
 ) -> RoundResult:
-    loop = asyncio.get_running_loop()
-    started = loop.time()
     session = ImapSession(config)
-    fetched = duplicates = 0
     try:
-        await session.open()
-        state = await session.examine()
-        last_uid = claim.last_uid
-        if claim.uidvalidity != state.uidvalidity or claim.account != config.account:
-            if claim.uidvalidity is not None:
-                log.warning(
-                    "IMAP mailbox %s (%s %s): UIDVALIDITY %s is now %s; fetching it all again (the pipeline "
-                    "drops what it has already)",
-                    claim.mailbox_id,
-                    config.server,
-                    config.folder,
-                    claim.uidvalidity,
-                    state.uidvalidity,
-                )
-            # UIDs of another UIDVALIDITY (or another account) name other messages: from UID 0.
-            # A first poll (uidvalidity None, account None after the migration) keeps its last_uid.
-            if claim.uidvalidity is not None or (
-                claim.account is not None and claim.account != config.account
-            ):
-                last_uid = 0
-            if not await _update_held(
-                db, claim, holder, uidvalidity=state.uidvalidity, last_uid=last_uid, account=config.account
-            ):
-                raise LeaseLost
-        pending = await session.pending(last_uid)
-        while pending and not stop.is_set():  # at least one batch a round, however slow
-            batch = _batches(pending)
-            mails = await session.fetch([p.uid for p in batch])
-            pending = pending[len(batch) :]
-            # The bytes to storage before the transaction (which S3 must not be called inside).
-            staged = await _staged(claim, [mail.raw for mail in mails])
-            duplicates += await _commit_batch(
-                db, claim, holder, staged, last_uid=batch[-1].uid, backlog=len(pending), settings=settings
+        async with asyncio.timeout(ROUND_LIMIT_SECONDS):
+            await session.open()
+            last_uid = await _examined(db, claim, holder, config, session)
+            fetched, duplicates, backlog, last_uid = await _fetch_new(
+                db, claim, holder, session, settings, stop, last_uid
             )
-            fetched += len(mails)
-            if loop.time() - started >= ROUND_BUDGET_SECONDS:
-                break
+        result = RoundResult(claim.mailbox_id, fetched=fetched, duplicates=duplicates, backlog=backlog)
+        if (
+            backlog
+            or idle is None
+            or settings.idle_seconds <= 0
+            or stop.is_set()
+            or "IDLE" not in session.capabilities
+            or not idle.acquire()
+        ):
+            return result
+        try:
+            return await _idle_round(db, claim, holder, session, settings, stop, last_uid, result)
+        finally:
+            idle.release()
     finally:
         await session.close()
-    return RoundResult(claim.mailbox_id, fetched=fetched, duplicates=duplicates, backlog=len(pending))
+
+
+async def _examined(db: Database, claim: Claim, holder: str, config: ImapConfig, session: ImapSession) -> int:
+    """EXAMINE the folder; the UID to fetch after (0 when UIDVALIDITY or the account changed)."""
+    state = await session.examine()
+    last_uid = claim.last_uid
+    if claim.uidvalidity != state.uidvalidity or claim.account != config.account:
+        if claim.uidvalidity is not None:
+            log.warning(
+                "IMAP mailbox %s (%s %s): UIDVALIDITY %s is now %s; fetching it all again (the pipeline "
+                "drops what it has already)",
+                claim.mailbox_id,
+                config.server,
+                config.folder,
+                claim.uidvalidity,
+                state.uidvalidity,
+            )
+        # UIDs of another UIDVALIDITY (or another account) name other messages: from UID 0.
+        # A first poll (uidvalidity None, account None after the migration) keeps its last_uid.
+        if claim.uidvalidity is not None or (claim.account is not None and claim.account != config.account):
+            last_uid = 0
+        if not await _update_held(
+            db, claim, holder, uidvalidity=state.uidvalidity, last_uid=last_uid, account=config.account
+        ):
+            raise LeaseLost
+    return last_uid
+
+
+async def _fetch_new(
+    db: Database,
+    claim: Claim,
+    holder: str,
+    session: ImapSession,
+    settings: PollSettings,
+    stop: asyncio.Event,
+    last_uid: int,
+) -> tuple[int, int, int, int]:
+    """Fetch what is above `last_uid` in batches, each committed with its last UID: (fetched,
+    duplicates, backlog, the last UID now)."""
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    fetched = duplicates = 0
+    pending = await session.pending(last_uid)
+    while pending and not stop.is_set():  # at least one batch a round, however slow
+        batch = _batches(pending)
+        mails = await session.fetch([p.uid for p in batch])
+        pending = pending[len(batch) :]
+        # The bytes to storage before the transaction (which S3 must not be called inside).
+        staged = await _staged(claim, [mail.raw for mail in mails])
+        duplicates += await _commit_batch(
+            db, claim, holder, staged, last_uid=batch[-1].uid, backlog=len(pending), settings=settings
+        )
+        last_uid = batch[-1].uid
+        fetched += len(mails)
+        if loop.time() - started >= ROUND_BUDGET_SECONDS:
+            break
+    return fetched, duplicates, len(pending), last_uid
+
+
+async def _idle_round(
+    db: Database,
+    claim: Claim,
+    holder: str,
+    session: ImapSession,
+    settings: PollSettings,
+    stop: asyncio.Event,
+    last_uid: int,
+    result: RoundResult,
+) -> RoundResult:
+    """Wait in IDLE on the round's connection for up to `settings.idle_seconds` (the lease renewed
+    meanwhile by poll_mailbox's keeper), fetching at once whatever the server announces, then
+    waiting on for the rest of the time. Ends early when the worker stops or a fetch leaves a
+    backlog (the mailbox is then due again at once, as any round with a backlog)."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + settings.idle_seconds
+    fetched, duplicates, backlog = result.fetched, result.duplicates, 0
+    while not stop.is_set() and (left := deadline - loop.time()) > 0:
+        if not await _idle_or_stop(session, left, stop):
+            break
+        async with asyncio.timeout(ROUND_LIMIT_SECONDS):
+            more, dup, backlog, last_uid = await _fetch_new(
+                db, claim, holder, session, settings, stop, last_uid
+            )
+        fetched, duplicates = fetched + more, duplicates + dup
+        if more:
+            log.info("IMAP mailbox %s: %d mails in while idling (%d duplicates)", claim.mailbox_id, more, dup)
+        if backlog:
+            break
+    return RoundResult(claim.mailbox_id, fetched=fetched, duplicates=duplicates, backlog=backlog, idled=True)
+
+
+async def _idle_or_stop(session: ImapSession, seconds: float, stop: asyncio.Event) -> bool:
+    """session.idle(seconds), cut short when `stop` is set: a stopping worker does not wait out the
+    IDLE (cancelling it drops the connection, so its thread ends at once). False when cut short."""
+    waiting = asyncio.ensure_future(session.idle(seconds))
+    stopping = asyncio.ensure_future(stop.wait())
+    try:
+        await asyncio.wait({waiting, stopping}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        stopping.cancel()
+        if not waiting.done():
+            waiting.cancel()
+            await asyncio.wait({waiting})
+    if waiting.cancelled():
+        return False
+    return waiting.result()
 
 
 async def poll_mailbox(
-    db: Database, claim: Claim, holder: str, settings: PollSettings, stop: asyncio.Event | None = None
+    db: Database,
+    claim: Claim,
+    holder: str,
+    settings: PollSettings,
+    stop: asyncio.Event | None = None,
+    idle: IdleSlots | None = None,
 ) -> RoundResult:
-    """One round of one leased mailbox, to its recorded outcome (the lease released). Never raises
-    but for cancellation."""
+    """One round of one leased mailbox, to its recorded outcome (the lease released); with `idle`,
+    a round that left no backlog may wait in IDLE (a slot free, the server offering it). Never
+    raises but for cancellation."""
     stop = stop or asyncio.Event()
-    work = asyncio.create_task(_round(db, claim, holder, settings, stop))
+    work = asyncio.create_task(_round(db, claim, holder, settings, stop, idle))
     lease = asyncio.create_task(_keep_lease(db, claim, holder, settings))
     try:
         await asyncio.wait({work, lease}, return_when=asyncio.FIRST_COMPLETED)
@@ -350,17 +471,27 @@ async def poll_mailbox(
 
 
 async def _round(
-    db: Database, claim: Claim, holder: str, settings: PollSettings, stop: asyncio.Event
+    db: Database,
+    claim: Claim,
+    holder: str,
+    settings: PollSettings,
+    stop: asyncio.Event,
+    idle: IdleSlots | None,
 ) -> RoundResult:
     try:
-        return await _round_recorded(db, claim, holder, settings, stop)
+        return await _round_recorded(db, claim, holder, settings, stop, idle)
     except Exception as exc:  # recording the outcome failed (the database is away): the lease lapses
         log.exception("IMAP mailbox %s: the poll's outcome could not be recorded", claim.mailbox_id)
         return RoundResult(claim.mailbox_id, error=f"{type(exc).__name__}: {exc}")
 
 
 async def _round_recorded(
-    db: Database, claim: Claim, holder: str, settings: PollSettings, stop: asyncio.Event
+    db: Database,
+    claim: Claim,
+    holder: str,
+    settings: PollSettings,
+    stop: asyncio.Event,
+    idle: IdleSlots | None,
 ) -> RoundResult:
     try:
         config = await _config(db, claim, settings)
@@ -371,8 +502,8 @@ async def _round_recorded(
         await _update_held(db, claim, holder, next_poll_at=None, lease_holder=None, lease_until=None)
         return RoundResult(claim.mailbox_id)
     try:
-        async with asyncio.timeout(ROUND_LIMIT_SECONDS):
-            result = await _fetch_round(db, claim, holder, config, settings, stop)
+        # Cut off after ROUND_LIMIT_SECONDS of talking to the server (the time in IDLE not counted).
+        result = await _fetch_round(db, claim, holder, config, settings, stop, idle)
     except LeaseLost:
         log.warning(
             "IMAP mailbox %s: another poller holds it now; this round records nothing", claim.mailbox_id
@@ -388,7 +519,9 @@ async def _round_recorded(
         log.exception("IMAP mailbox %s: storing the fetched mail failed", claim.mailbox_id)
         return await _failed(db, claim, holder, settings, f"Storing the fetched mail failed ({exc}).")
     now = utcnow()
-    due = now if result.backlog else now + timedelta(seconds=settings.poll_seconds)
+    # After IDLE, due again at once: the wait just ended is as good as a poll, and the next round
+    # (a slot permitting) watches again, so a mailbox on an IDLE server is watched without gaps.
+    due = now if result.backlog or result.idled else now + timedelta(seconds=settings.poll_seconds)
     recorded = await _update_held(
         db,
         claim,
@@ -448,15 +581,17 @@ class Poller:
         self.settings = settings
         self.concurrency = concurrency
         self.holder = holder or holder_name()
+        self.idle = IdleSlots(settings.idle_max)
         self._running: set[asyncio.Task[RoundResult]] = set()
 
     async def start_due(self, stop: asyncio.Event) -> int:
-        """Lease what is due for the free slots and start polling it; how many started."""
-        free = self.concurrency - len(self._running)
+        """Lease what is due for the free slots and start polling it; how many started. A round
+        waiting in IDLE holds an idle slot, not one of the `concurrency` polling slots."""
+        free = self.concurrency - (len(self._running) - self.idle.in_use)
         claims = await claim_due(self.db, self.holder, limit=free, lease_seconds=self.settings.lease_seconds)
         for claim in claims:
             task = asyncio.create_task(
-                poll_mailbox(self.db, claim, self.holder, self.settings, stop),
+                poll_mailbox(self.db, claim, self.holder, self.settings, stop, self.idle),
                 name=f"imap-{claim.mailbox_id}",
             )
             self._running.add(task)
