@@ -1,4 +1,5 @@
-"""The only code that speaks IMAP: connect, sign in, examine a folder, fetch by UID, every failure named.
+"""The only code that speaks IMAP: connect, sign in, examine a folder, fetch by UID, IDLE, every
+failure named.
 
 Built on imap-tools (imaplib underneath), which is synchronous: each step runs in a thread of a
 small pool of this module's own, and a step that is cancelled (a poll's time limit, a worker

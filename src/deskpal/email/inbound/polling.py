@@ -13,6 +13,10 @@ No transaction is open while the server (or the storage) answers. A failing mail
 exponentially (capped) in its own row; the others, in their own tasks, never wait for it. A round
 is cut off after a time limit, and yields its mailbox after a budget of fetching (the backlog makes
 it due again at once, so a big folder does not keep a worker's slot from the other mailboxes).
+
+Where the server offers IDLE, a round that left no backlog waits in it for a bounded time (a few
+mailboxes per worker at once, in threads of their own), fetching what the server announces at once
+on the same connection and under the same lease (docs/mail.md, "IDLE, bounded").
 """
 
 from __future__ import annotations
