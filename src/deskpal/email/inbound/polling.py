@@ -42,6 +42,7 @@ from deskpal.core.jobs import daemon
 from deskpal.core.maintenance import all_tenants_maintenance
 from deskpal.email import runtime as email_runtime
 from deskpal.email.inbound import handoff
+from deskpal.email.inbound.idling import IdleSlots, idle_or_stop
 from deskpal.email.inbound.imap import ImapConfig, ImapFailure, ImapSession, Pending
 from deskpal.email.inbound.imap_channel import imap_config_of
 from deskpal.email.inbound.imap_models import ImapMailbox
@@ -109,25 +110,6 @@ class RoundResult:
     error: str | None = None  # the advice recorded as last_error
     lost_lease: bool = False
     idled: bool = False  # the round waited in IDLE (and is due again at once)
-
-
-class IdleSlots:
-    """How many of a poller's mailboxes may wait in IDLE at once. Every idling round keeps a
-    connection and an IDLE thread for up to its idle time: the cap keeps that bounded however many
-    mailboxes there are, and the rounds that find no slot end as plain polls."""
-
-    def __init__(self, limit: int) -> None:
-        self.limit = limit
-        self.in_use = 0
-
-    def acquire(self) -> bool:
-        if self.in_use >= self.limit:
-            return False
-        self.in_use += 1
-        return True
-
-    def release(self) -> None:
-        self.in_use -= 1
 
 
 class LeaseLost(Exception):
@@ -413,7 +395,7 @@ async def _idle_round(
     deadline = loop.time() + settings.idle_seconds
     fetched, duplicates, backlog = result.fetched, result.duplicates, 0
     while not stop.is_set() and (left := deadline - loop.time()) > 0:
-        if not await _idle_or_stop(session, left, stop):
+        if not await idle_or_stop(session, left, stop):
             break
         async with asyncio.timeout(ROUND_LIMIT_SECONDS):
             more, dup, backlog, last_uid = await _fetch_new(
@@ -425,23 +407,6 @@ async def _idle_round(
         if backlog:
             break
     return RoundResult(claim.mailbox_id, fetched=fetched, duplicates=duplicates, backlog=backlog, idled=True)
-
-
-async def _idle_or_stop(session: ImapSession, seconds: float, stop: asyncio.Event) -> bool:
-    """session.idle(seconds), cut short when `stop` is set: a stopping worker does not wait out the
-    IDLE (cancelling it drops the connection, so its thread ends at once). False when cut short."""
-    waiting = asyncio.ensure_future(session.idle(seconds))
-    stopping = asyncio.ensure_future(stop.wait())
-    try:
-        await asyncio.wait({waiting, stopping}, return_when=asyncio.FIRST_COMPLETED)
-    finally:
-        stopping.cancel()
-        if not waiting.done():
-            waiting.cancel()
-            await asyncio.wait({waiting})
-    if waiting.cancelled():
-        return False
-    return waiting.result()
 
 
 async def poll_mailbox(
