@@ -90,6 +90,19 @@ class Settings(BaseSettings):
         default=None,
         description="A PEM file of CAs trusted for IMAP TLS besides the system's (a private server's CA).",
     )
+    imap_idle_seconds: float = Field(
+        default=60,
+        ge=0,
+        le=1500,  # RFC 2177: IDLE re-issued at least every 29 minutes; this stays well below
+        description="How long a mailbox whose server offers IDLE is watched after a round that left no "
+        "backlog, mail arriving meanwhile fetched at once; 0 turns IDLE off (polling only).",
+    )
+    imap_idle_max: int = Field(
+        default=8,
+        ge=0,
+        le=32,  # the IDLE threads of email/inbound/imap.py
+        description="At most this many mailboxes idle at once per worker process; the others are polled.",
+    )
 
     @field_validator("database_url")
     @classmethod

@@ -24,6 +24,8 @@ class EmailRuntime:
     imap_timeout: float = 30.0
     imap_poll_seconds: float = 5.0
     imap_lease_seconds: float = 60.0
+    imap_idle_seconds: float = 60.0
+    imap_idle_max: int = 8
 
 
 _RUNTIME = EmailRuntime()
@@ -41,6 +43,8 @@ def configure(settings: Settings, storage: Storage | None = None) -> EmailRuntim
         imap_timeout=settings.imap_timeout_seconds,
         imap_poll_seconds=settings.imap_poll_seconds,
         imap_lease_seconds=settings.imap_lease_seconds,
+        imap_idle_seconds=settings.imap_idle_seconds,
+        imap_idle_max=settings.imap_idle_max,
     )
     return _RUNTIME
 

@@ -1,4 +1,5 @@
-"""The only code that speaks IMAP: connect, sign in, examine a folder, fetch by UID, every failure named.
+"""The only code that speaks IMAP: connect, sign in, examine a folder, fetch by UID, IDLE, every
+failure named.
 
 Built on imap-tools (imaplib underneath), which is synchronous: each step runs in a thread of a
 small pool of this module's own, and a step that is cancelled (a poll's time limit, a worker
@@ -21,6 +22,7 @@ import os
 import re
 import socket
 import ssl
+import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -35,7 +37,7 @@ from imap_tools.errors import (
 )
 
 ImapSecurity = Literal["ssl", "starttls", "none"]
-Stage = Literal["dns", "connect", "tls", "auth", "select", "fetch", "timeout", "protocol"]
+Stage = Literal["dns", "connect", "tls", "auth", "select", "fetch", "idle", "timeout", "protocol"]
 
 DEFAULT_PORTS: dict[str, int] = {"ssl": 993, "starttls": 143, "none": 143}
 DEFAULT_FOLDER = "INBOX"
@@ -46,6 +48,12 @@ T = TypeVar("T")
 # The threads the blocking steps run in: at most this many mailboxes talk at once per process.
 # Not the event loop's default pool, which database drivers and file storage share.
 _POOL = ThreadPoolExecutor(max_workers=16, thread_name_prefix="deskpal-imap")
+# IDLE waits block a thread for up to DESKPAL_IMAP_IDLE_SECONDS: they get threads of their own, so
+# that idling mailboxes never keep the others' polls waiting for a thread (config.imap_idle_max <= this).
+IDLE_THREADS = 32
+_IDLE_POOL = ThreadPoolExecutor(max_workers=IDLE_THREADS, thread_name_prefix="deskpal-imap-idle")
+# An untagged answer that says the folder has more messages than before (RFC 3501, 7.3.1 and 7.3.2).
+_NEW_MAIL = re.compile(rb"^\* \d+ (EXISTS|RECENT)\b", re.IGNORECASE)
 
 
 @dataclass(frozen=True, slots=True)
@@ -193,6 +201,8 @@ def _advice(f: ImapFailure) -> str:
         return f"{f.server} could not open the folder ({f.text}): check imapFolder (default INBOX).{known}"
     if f.stage == "fetch":
         return f"{f.server} did not hand over the mail ({f.text}); the poll is tried again later."
+    if f.stage == "idle":
+        return f"{f.server} broke off waiting for new mail (IDLE: {f.text}); the poll is tried again later."
     return f"The IMAP conversation with {f.server} failed ({f.text})."
 
 
@@ -386,6 +396,14 @@ class ImapSession:
             return []
         return await self._step("fetch", self._fetch, list(uids))
 
+    async def idle(self, seconds: float) -> bool:
+        """Wait in IDLE (RFC 2177) for up to `seconds`: True as soon as the server announces
+        new mail (EXISTS, RECENT) or wakes the wait otherwise, False when the time ran out quietly.
+        Also True at once when an answer to an earlier command of the round already announced new
+        mail (it arrived after the UIDs were listed). Needs the folder examined and IDLE among the
+        capabilities. Cancelling it drops the connection."""
+        return await self._step("idle", self._idle, seconds, pool=_IDLE_POOL)
+
     async def folders(self) -> list[str]:
         """The account's folder names (for the advice when imapFolder names none of them)."""
         return await self._step("select", self._folders)
@@ -474,11 +492,15 @@ class ImapSession:
                 server=self.config.server,
                 reason="no-uidvalidity",
             )
-        return FolderState(
+        state = FolderState(
             uidvalidity=uidvalidity,
             uidnext=_first_int(client.untagged_responses.get("UIDNEXT")),
             exists=_first_int(client.untagged_responses.get("EXISTS")) or 0,
         )
+        # Taken: an EXISTS imaplib collects from now on announces mail newer than this (see _idle).
+        for name in ("EXISTS", "RECENT"):
+            client.untagged_responses.pop(name, None)
+        return state
 
     def _pending(self, after_uid: int) -> list[Pending]:
         client = self._require().client
@@ -496,6 +518,34 @@ class ImapSession:
         }
         return [FetchedMail(uid, got[uid]) for uid in sorted(got)]
 
+    def _idle(self, timeout: float) -> bool:
+        box = self._require()
+        client = box.client
+        # imaplib keeps the untagged answers to the round's FETCHes: an EXISTS among them is mail
+        # that came after the UIDs were listed, which an IDLE started now would not announce.
+        announced = [client.untagged_responses.pop(name, None) for name in ("EXISTS", "RECENT")]
+        if any(announced):
+            return True
+        deadline = time.monotonic() + timeout
+        box.idle.start()  # type: ignore[no-untyped-call]  # imap-tools leaves it unannotated
+        woken = False
+        try:
+            while (left := deadline - time.monotonic()) > 0:
+                lines = box.idle.poll(timeout=left)
+                if any(_NEW_MAIL.match(line) for line in lines if isinstance(line, bytes)):
+                    woken = True
+                    break
+                if not lines and deadline - time.monotonic() > 0.05:
+                    # Woken with nothing to read: imap-tools returns so on EOF too. DONE below
+                    # finds out (a lost connection raises); otherwise a look at the folder is cheap.
+                    woken = True
+                    break
+                # Anything else (a FETCH of flags another client changed, a keep-alive OK): wait on.
+        finally:
+            # What the server says until it ends IDLE, imaplib collects (looked at below).
+            box.idle.stop()  # type: ignore[no-untyped-call]
+        return any([woken, *(client.untagged_responses.pop(name, None) for name in ("EXISTS", "RECENT"))])
+
     def _folders(self) -> list[str]:
         return [f.name for f in self._require().folder.list()]
 
@@ -506,10 +556,12 @@ class ImapSession:
 
     # --- running a step -------------------------------------------------------------------------
 
-    async def _step(self, stage: Stage, fn: Callable[..., T], *args: Any) -> T:
+    async def _step(
+        self, stage: Stage, fn: Callable[..., T], *args: Any, pool: ThreadPoolExecutor = _POOL
+    ) -> T:
         self.stage = stage
         try:
-            return await _in_pool(fn, *args)
+            return await asyncio.get_running_loop().run_in_executor(pool, fn, *args)
         except asyncio.CancelledError:
             if self._box is not None:
                 _shut(self._box)  # the thread's read fails at once; close() has nothing left to say

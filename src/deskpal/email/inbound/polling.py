@@ -13,6 +13,10 @@ No transaction is open while the server (or the storage) answers. A failing mail
 exponentially (capped) in its own row; the others, in their own tasks, never wait for it. A round
 is cut off after a time limit, and yields its mailbox after a budget of fetching (the backlog makes
 it due again at once, so a big folder does not keep a worker's slot from the other mailboxes).
+
+Where the server offers IDLE, a round that left no backlog waits in it for a bounded time (a few
+mailboxes per worker at once, in threads of their own), fetching what the server announces at once
+on the same connection and under the same lease (docs/mail.md, "IDLE, bounded").
 """
 
 from __future__ import annotations
@@ -38,6 +42,7 @@ from deskpal.core.jobs import daemon
 from deskpal.core.maintenance import all_tenants_maintenance
 from deskpal.email import runtime as email_runtime
 from deskpal.email.inbound import handoff
+from deskpal.email.inbound.idling import IdleSlots, idle_or_stop
 from deskpal.email.inbound.imap import ImapConfig, ImapFailure, ImapSession, Pending
 from deskpal.email.inbound.imap_channel import imap_config_of
 from deskpal.email.inbound.imap_models import ImapMailbox
@@ -61,6 +66,8 @@ class PollSettings:
     lease_seconds: float = 60.0
     timeout: float = 30.0  # each step of the IMAP conversation
     ca_file: str | None = None
+    idle_seconds: float = 60.0  # how long a round may wait in IDLE; 0: never
+    idle_max: int = 8  # mailboxes idling at once per poller
 
     @classmethod
     def from_runtime(cls) -> PollSettings:
@@ -70,6 +77,8 @@ class PollSettings:
             lease_seconds=rt.imap_lease_seconds,
             timeout=rt.imap_timeout,
             ca_file=rt.imap_ca_file,
+            idle_seconds=rt.imap_idle_seconds,
+            idle_max=rt.imap_idle_max,
         )
 
     def backoff(self, failures: int) -> timedelta:
@@ -100,6 +109,7 @@ class RoundResult:
     backlog: int = 0
     error: str | None = None  # the advice recorded as last_error
     lost_lease: bool = False
+    idled: bool = False  # the round waited in IDLE (and is due again at once)
 
 
 class LeaseLost(Exception):
@@ -276,62 +286,142 @@ async def _staged(claim: Claim, raws: Sequence[bytes]) -> list[StagedMail]:
 
 
 async def _fetch_round(
-    db: Database, claim: Claim, holder: str, config: ImapConfig, settings: PollSettings, stop: asyncio.Event
+    db: Database,
+    claim: Claim,
+    holder: str,
+    config: ImapConfig,
+    settings: PollSettings,
+    stop: asyncio.Event,
+    idle: IdleSlots | None = None,
 ) -> RoundResult:
-    loop = asyncio.get_running_loop()
-    started = loop.time()
     session = ImapSession(config)
-    fetched = duplicates = 0
     try:
-        await session.open()
-        state = await session.examine()
-        last_uid = claim.last_uid
-        if claim.uidvalidity != state.uidvalidity or claim.account != config.account:
-            if claim.uidvalidity is not None:
-                log.warning(
-                    "IMAP mailbox %s (%s %s): UIDVALIDITY %s is now %s; fetching it all again (the pipeline "
-                    "drops what it has already)",
-                    claim.mailbox_id,
-                    config.server,
-                    config.folder,
-                    claim.uidvalidity,
-                    state.uidvalidity,
-                )
-            # UIDs of another UIDVALIDITY (or another account) name other messages: from UID 0.
-            # A first poll (uidvalidity None, account None after the migration) keeps its last_uid.
-            if claim.uidvalidity is not None or (
-                claim.account is not None and claim.account != config.account
-            ):
-                last_uid = 0
-            if not await _update_held(
-                db, claim, holder, uidvalidity=state.uidvalidity, last_uid=last_uid, account=config.account
-            ):
-                raise LeaseLost
-        pending = await session.pending(last_uid)
-        while pending and not stop.is_set():  # at least one batch a round, however slow
-            batch = _batches(pending)
-            mails = await session.fetch([p.uid for p in batch])
-            pending = pending[len(batch) :]
-            # The bytes to storage before the transaction (which S3 must not be called inside).
-            staged = await _staged(claim, [mail.raw for mail in mails])
-            duplicates += await _commit_batch(
-                db, claim, holder, staged, last_uid=batch[-1].uid, backlog=len(pending), settings=settings
+        async with asyncio.timeout(ROUND_LIMIT_SECONDS):
+            await session.open()
+            last_uid = await _examined(db, claim, holder, config, session)
+            fetched, duplicates, backlog, last_uid = await _fetch_new(
+                db, claim, holder, session, settings, stop, last_uid
             )
-            fetched += len(mails)
-            if loop.time() - started >= ROUND_BUDGET_SECONDS:
-                break
+        result = RoundResult(claim.mailbox_id, fetched=fetched, duplicates=duplicates, backlog=backlog)
+        if (
+            backlog
+            or idle is None
+            or settings.idle_seconds <= 0
+            or stop.is_set()
+            or "IDLE" not in session.capabilities
+            or not idle.acquire()
+        ):
+            return result
+        try:
+            return await _idle_round(db, claim, holder, session, settings, stop, last_uid, result)
+        finally:
+            idle.release()
     finally:
         await session.close()
-    return RoundResult(claim.mailbox_id, fetched=fetched, duplicates=duplicates, backlog=len(pending))
+
+
+async def _examined(db: Database, claim: Claim, holder: str, config: ImapConfig, session: ImapSession) -> int:
+    """EXAMINE the folder; the UID to fetch after (0 when UIDVALIDITY or the account changed)."""
+    state = await session.examine()
+    last_uid = claim.last_uid
+    if claim.uidvalidity != state.uidvalidity or claim.account != config.account:
+        if claim.uidvalidity is not None:
+            log.warning(
+                "IMAP mailbox %s (%s %s): UIDVALIDITY %s is now %s; fetching it all again (the pipeline "
+                "drops what it has already)",
+                claim.mailbox_id,
+                config.server,
+                config.folder,
+                claim.uidvalidity,
+                state.uidvalidity,
+            )
+        # UIDs of another UIDVALIDITY (or another account) name other messages: from UID 0.
+        # A first poll (uidvalidity None, account None after the migration) keeps its last_uid.
+        if claim.uidvalidity is not None or (claim.account is not None and claim.account != config.account):
+            last_uid = 0
+        if not await _update_held(
+            db, claim, holder, uidvalidity=state.uidvalidity, last_uid=last_uid, account=config.account
+        ):
+            raise LeaseLost
+    return last_uid
+
+
+async def _fetch_new(
+    db: Database,
+    claim: Claim,
+    holder: str,
+    session: ImapSession,
+    settings: PollSettings,
+    stop: asyncio.Event,
+    last_uid: int,
+) -> tuple[int, int, int, int]:
+    """Fetch what is above `last_uid` in batches, each committed with its last UID: (fetched,
+    duplicates, backlog, the last UID now)."""
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    fetched = duplicates = 0
+    pending = await session.pending(last_uid)
+    while pending and not stop.is_set():  # at least one batch a round, however slow
+        batch = _batches(pending)
+        mails = await session.fetch([p.uid for p in batch])
+        pending = pending[len(batch) :]
+        # The bytes to storage before the transaction (which S3 must not be called inside).
+        staged = await _staged(claim, [mail.raw for mail in mails])
+        duplicates += await _commit_batch(
+            db, claim, holder, staged, last_uid=batch[-1].uid, backlog=len(pending), settings=settings
+        )
+        last_uid = batch[-1].uid
+        fetched += len(mails)
+        if loop.time() - started >= ROUND_BUDGET_SECONDS:
+            break
+    return fetched, duplicates, len(pending), last_uid
+
+
+async def _idle_round(
+    db: Database,
+    claim: Claim,
+    holder: str,
+    session: ImapSession,
+    settings: PollSettings,
+    stop: asyncio.Event,
+    last_uid: int,
+    result: RoundResult,
+) -> RoundResult:
+    """Wait in IDLE on the round's connection for up to `settings.idle_seconds` (the lease renewed
+    meanwhile by poll_mailbox's keeper), fetching at once whatever the server announces, then
+    waiting on for the rest of the time. Ends early when the worker stops or a fetch leaves a
+    backlog (the mailbox is then due again at once, as any round with a backlog)."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + settings.idle_seconds
+    fetched, duplicates, backlog = result.fetched, result.duplicates, 0
+    while not stop.is_set() and (left := deadline - loop.time()) > 0:
+        if not await idle_or_stop(session, left, stop):
+            break
+        async with asyncio.timeout(ROUND_LIMIT_SECONDS):
+            more, dup, backlog, last_uid = await _fetch_new(
+                db, claim, holder, session, settings, stop, last_uid
+            )
+        fetched, duplicates = fetched + more, duplicates + dup
+        if more:
+            log.info("IMAP mailbox %s: %d mails in while idling (%d duplicates)", claim.mailbox_id, more, dup)
+        if backlog:
+            break
+    return RoundResult(claim.mailbox_id, fetched=fetched, duplicates=duplicates, backlog=backlog, idled=True)
 
 
 async def poll_mailbox(
-    db: Database, claim: Claim, holder: str, settings: PollSettings, stop: asyncio.Event | None = None
+    db: Database,
+    claim: Claim,
+    holder: str,
+    settings: PollSettings,
+    stop: asyncio.Event | None = None,
+    idle: IdleSlots | None = None,
 ) -> RoundResult:
-    """One round of one leased mailbox, to its recorded outcome (the lease released). Never raises
-    but for cancellation."""
+    """One round of one leased mailbox, to its recorded outcome (the lease released); with `idle`,
+    a round that left no backlog may wait in IDLE (a slot free, the server offering it). Never
+    raises but for cancellation."""
     stop = stop or asyncio.Event()
-    work = asyncio.create_task(_round(db, claim, holder, settings, stop))
+    work = asyncio.create_task(_round(db, claim, holder, settings, stop, idle))
     lease = asyncio.create_task(_keep_lease(db, claim, holder, settings))
     try:
         await asyncio.wait({work, lease}, return_when=asyncio.FIRST_COMPLETED)
@@ -350,17 +440,27 @@ async def poll_mailbox(
 
 
 async def _round(
-    db: Database, claim: Claim, holder: str, settings: PollSettings, stop: asyncio.Event
+    db: Database,
+    claim: Claim,
+    holder: str,
+    settings: PollSettings,
+    stop: asyncio.Event,
+    idle: IdleSlots | None,
 ) -> RoundResult:
     try:
-        return await _round_recorded(db, claim, holder, settings, stop)
+        return await _round_recorded(db, claim, holder, settings, stop, idle)
     except Exception as exc:  # recording the outcome failed (the database is away): the lease lapses
         log.exception("IMAP mailbox %s: the poll's outcome could not be recorded", claim.mailbox_id)
         return RoundResult(claim.mailbox_id, error=f"{type(exc).__name__}: {exc}")
 
 
 async def _round_recorded(
-    db: Database, claim: Claim, holder: str, settings: PollSettings, stop: asyncio.Event
+    db: Database,
+    claim: Claim,
+    holder: str,
+    settings: PollSettings,
+    stop: asyncio.Event,
+    idle: IdleSlots | None,
 ) -> RoundResult:
     try:
         config = await _config(db, claim, settings)
@@ -371,8 +471,8 @@ async def _round_recorded(
         await _update_held(db, claim, holder, next_poll_at=None, lease_holder=None, lease_until=None)
         return RoundResult(claim.mailbox_id)
     try:
-        async with asyncio.timeout(ROUND_LIMIT_SECONDS):
-            result = await _fetch_round(db, claim, holder, config, settings, stop)
+        # Cut off after ROUND_LIMIT_SECONDS of talking to the server (the time in IDLE not counted).
+        result = await _fetch_round(db, claim, holder, config, settings, stop, idle)
     except LeaseLost:
         log.warning(
             "IMAP mailbox %s: another poller holds it now; this round records nothing", claim.mailbox_id
@@ -388,7 +488,9 @@ async def _round_recorded(
         log.exception("IMAP mailbox %s: storing the fetched mail failed", claim.mailbox_id)
         return await _failed(db, claim, holder, settings, f"Storing the fetched mail failed ({exc}).")
     now = utcnow()
-    due = now if result.backlog else now + timedelta(seconds=settings.poll_seconds)
+    # After IDLE, due again at once: the wait just ended is as good as a poll, and the next round
+    # (a slot permitting) watches again, so a mailbox on an IDLE server is watched without gaps.
+    due = now if result.backlog or result.idled else now + timedelta(seconds=settings.poll_seconds)
     recorded = await _update_held(
         db,
         claim,
@@ -448,15 +550,17 @@ class Poller:
         self.settings = settings
         self.concurrency = concurrency
         self.holder = holder or holder_name()
+        self.idle = IdleSlots(settings.idle_max)
         self._running: set[asyncio.Task[RoundResult]] = set()
 
     async def start_due(self, stop: asyncio.Event) -> int:
-        """Lease what is due for the free slots and start polling it; how many started."""
-        free = self.concurrency - len(self._running)
+        """Lease what is due for the free slots and start polling it; how many started. A round
+        waiting in IDLE holds an idle slot, not one of the `concurrency` polling slots."""
+        free = self.concurrency - (len(self._running) - self.idle.in_use)
         claims = await claim_due(self.db, self.holder, limit=free, lease_seconds=self.settings.lease_seconds)
         for claim in claims:
             task = asyncio.create_task(
-                poll_mailbox(self.db, claim, self.holder, self.settings, stop),
+                poll_mailbox(self.db, claim, self.holder, self.settings, stop, self.idle),
                 name=f"imap-{claim.mailbox_id}",
             )
             self._running.add(task)
