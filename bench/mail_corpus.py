@@ -1,6 +1,7 @@
 """Inbound mail against real-world mail: how many corpus mails meet what their source tests assert.
 
-    PYTHONPATH=src .venv/bin/python bench/mail_corpus.py ../shared/mail-corpus [--verbose] [--parse-only]
+    PYTHONPATH=src .venv/bin/python bench/mail_corpus.py ../shared/mail-corpus [--verbose]
+        [--parse-only | --endpoint]
 
 The corpus (its README.md) maps each file to facts in `expectations.json`. Every file goes through
 `ingest(raw) -> Observed`; each expectation key is checked against what was observed and counted in
@@ -10,9 +11,9 @@ facts about another tool's internals (email_reply_parser's fragment list, anothe
 byte-identical round trips) are listed as not checked. Threading needs the store/threading pipeline:
 until it lands those keys are reported as "needs pipeline".
 
-`ingest` is `parse()` with --parse-only (the default); --endpoint posts each mail to
-`POST /api/Channels/{id}/inbound` of an in-process app and reads what it became back from the API
-(bench/corpus_endpoint.py); keys the API does not show are reported as not observable.
+By default (--endpoint) `ingest` posts each mail to `POST /api/Channels/{id}/inbound` of an
+in-process app and reads what it became back from the API (bench/corpus_endpoint.py); keys the API
+does not show are reported as not observable. With --parse-only `ingest` is `parse()` alone.
 
 Visible-text values are compared after the normalisation deskpal applies to every visible text
 (trailing spaces dropped, runs of blank lines reduced to one, ends stripped): the expected value is
@@ -490,19 +491,20 @@ def main() -> int:
     )
     parser.add_argument("path", type=Path, help="the corpus folder (../shared/mail-corpus)")
     mode = parser.add_mutually_exclusive_group()
-    mode.add_argument("--parse-only", action="store_true", default=True, help="ingest = parse() (default)")
+    mode.add_argument("--parse-only", action="store_true", help="ingest = parse() alone")
     mode.add_argument(
         "--endpoint",
         action="store_true",
-        help="ingest = POST /api/Channels/{id}/inbound of an in-process app, read back from the API",
+        help="ingest = POST /api/Channels/{id}/inbound of an in-process app, read back from the API "
+        "(the default)",
     )
     parser.add_argument(
         "--verbose", "-v", action="store_true", help="print every miss with what was observed"
     )
     args = parser.parse_args()
-    if args.endpoint:
-        return run_through_endpoint(args.path, args.verbose)
-    return run(args.path, ingest_parse_only, args.verbose)
+    if args.parse_only:
+        return run(args.path, ingest_parse_only, args.verbose)
+    return run_through_endpoint(args.path, args.verbose)
 
 
 def run_through_endpoint(root: Path, verbose: bool) -> int:
