@@ -93,10 +93,36 @@ async def _recording(app: FastAPI, client: httpx.AsyncClient, tenant: Tenant) ->
     return f"/api/Tickets/{ticket_id}/play", tenant.headers
 
 
+async def _mail_channel(client: httpx.AsyncClient, tenant: Tenant) -> int:
+    """An Email channel of its own: the same bytes twice on one channel would be a duplicate."""
+    import uuid
+
+    address = f"in-{uuid.uuid4().hex[:8]}@files.test"
+    response = await client.post(
+        "/api/Channels",
+        json={"name": address, "channelType": "Email", "settings": {"fromAddress": address}},
+        headers=tenant.headers,
+    )
+    assert response.status_code == 201, response.text
+    return int(response.json()["channelID"])
+
+
+async def _raw_mail(app: FastAPI, client: httpx.AsyncClient, tenant: Tenant) -> tuple[str, dict[str, str]]:
+    channel_id = await _mail_channel(client, tenant)
+    response = await client.post(
+        f"/api/Channels/{channel_id}/inbound",
+        content=DATA,  # stored as it came, before any parsing
+        headers={**tenant.headers, "Content-Type": "message/rfc822"},
+    )
+    assert response.status_code == 202, response.text
+    return f"/api/InboundMails/{response.json()['inboundMailID']}/raw", tenant.headers
+
+
 FILE_ROUTES: dict[str, Setup] = {
     "/api/File/{accessToken}": _attachment,
     "/api/File/link/{link}": _link,
     "/api/Tickets/{ticketId}/play": _recording,
+    "/api/InboundMails/{id}/raw": _raw_mail,
 }
 
 
@@ -307,7 +333,31 @@ async def _recording_of(client: httpx.AsyncClient, tenant: Tenant, target: dict[
     return played.status_code, played.content
 
 
+async def _inbound_target(app: FastAPI, client: httpx.AsyncClient, tenant: Tenant) -> dict[str, Any]:
+    return {"channel_id": await _mail_channel(client, tenant)}
+
+
+async def _empty_mail(
+    client: httpx.AsyncClient, tenant: Tenant, target: dict[str, Any], how: str
+) -> httpx.Response:
+    return await client.post(
+        f"/api/Channels/{target['channel_id']}/inbound",
+        content=b"" if how == "declared" else _nothing(),
+        headers={**tenant.headers, "Content-Type": "message/rfc822"},
+    )
+
+
+async def _inbound_of(client: httpx.AsyncClient, tenant: Tenant, target: dict[str, Any]) -> Any:
+    response = await client.get(
+        "/api/InboundMails", params={"channelID": target["channel_id"]}, headers=tenant.headers
+    )
+    return response.json()["totalCount"]
+
+
 UPLOAD_ROUTES: dict[tuple[str, str], UploadRoute] = {
+    ("POST", "/api/Channels/{id}/inbound"): UploadRoute(
+        "inbound", "body", _inbound_target, _empty_mail, _inbound_of
+    ),
     ("POST", "/api/TicketMessages/{id}/attachments"): UploadRoute(
         "attachments", "file", _message_target, _empty_attachment, _attachments_of
     ),

@@ -12,6 +12,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from fastapi import FastAPI
 
@@ -32,14 +33,18 @@ EXEMPT = {
     "tickets.delete_recordings": "unlinks files of the local data dir (inside call_out(), tested below)",
 }
 # The email jobs are walked in tests/mail/test_send.py (TestMailJobsCallOutWithNoTransaction).
-WALKED = {"storage.delete_blobs", "storage.sweep", "email.send", "email.escalation_notice"}
+WALKED = {"storage.delete_blobs", "storage.sweep", "email.send", "email.escalation_notice", "email.receive"}
 
 
 def test_every_job_type_of_deskpal_is_walked_or_exempt() -> None:
     from deskpal.job_types import register_all
 
     register_all()
-    ours = {kind for kind, t in REGISTRY.items() if t.handler.__module__.startswith("deskpal.")}
+    ours = {
+        kind
+        for kind, t in REGISTRY.items()
+        if (t.handler or t.batch_handler).__module__.startswith("deskpal.")  # type: ignore[union-attr]
+    }
     assert ours == WALKED | set(EXEMPT), "walk a new job type's network step here, or exempt it with a reason"
 
 
@@ -102,6 +107,49 @@ class TestStorageJobsCallOutWithNoTransaction:
         assert (await read_job(app, tenant, job_id)).status == JobStatus.DONE
         assert not await observed.direct.exists(orphan.key)
         assert {"GET", "DELETE"} <= observed.methods()  # the listing and the delete
+        assert observed.held() == []
+
+
+_MAIL = (
+    b"From: Jane <jane@customer.test>\r\nTo: support@files.test\r\nSubject: The invoice\r\n"
+    b"Message-ID: <walk-1@customer.test>\r\nMIME-Version: 1.0\r\n"
+    b'Content-Type: multipart/mixed; boundary="b"\r\n\r\n'
+    b"--b\r\nContent-Type: text/plain\r\n\r\nHere it is.\r\n"
+    b'--b\r\nContent-Type: application/pdf\r\nContent-Disposition: attachment; filename="i.pdf"\r\n'
+    b"Content-Transfer-Encoding: base64\r\n\r\nJVBERi0xLjQK\r\n--b--\r\n"
+)
+
+
+class TestMailInCallsOutWithNoTransaction:
+    async def test_email_receive(
+        self, app: FastAPI, client: httpx.AsyncClient, tenant: Tenant, observed: Observed
+    ) -> None:
+        saved = app.state.storage
+        app.state.storage = observed.store  # the raw mail and its attachment go to S3
+        try:
+            r = await client.post(
+                "/api/Channels",
+                json={
+                    "name": "Walk",
+                    "channelType": "Email",
+                    "settings": {"fromAddress": "support@files.test"},
+                },
+                headers=tenant.headers,
+            )
+            assert r.status_code == 201, r.text
+            r = await client.post(
+                f"/api/Channels/{r.json()['channelID']}/inbound",
+                content=_MAIL,
+                headers={**tenant.headers, "Content-Type": "message/rfc822"},
+            )
+            assert r.status_code == 202, r.text
+            observed.requests.clear()  # the request's own upload is not the job's
+            await _run_alone(app)
+        finally:
+            app.state.storage = saved
+        got = await client.get(f"/api/InboundMails/{r.json()['inboundMailID']}", headers=tenant.headers)
+        assert got.json()["status"] == "stored", got.text
+        assert {"GET", "PUT"} <= observed.methods()  # the raw mail read, the attachment stored
         assert observed.held() == []
 
 
